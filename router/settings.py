@@ -1,0 +1,128 @@
+"""One settings object for every command, built explicitly, never at import.
+
+Precedence, lowest to highest: field defaults < TOML file < `SLEEPTIME_*`
+environment variables < explicit overrides (CLI flags). The TOML file is
+`SLEEPTIME_CONFIG` or `--config`; it is optional.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from router.errors import ConfigError
+
+ENV_PREFIX = "SLEEPTIME_"
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "sleeptime"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Upstream: an OpenAI-compatible base URL; empty means "start the embedded model".
+    upstream_url: str = ""
+    upstream_key: str = ""
+    upstream_model: str = ""
+    upstream_timeout_s: float = 120.0
+    upstream_max_retries: int = 3
+    # Embedded model, used when no upstream_url is set.
+    local_model: str = "qwen2.5-coder-1.5b"
+    local_threads: int = 0  # 0: all cores
+    local_ctx: int = 8192
+    local_parallel: int = 2
+    local_start_timeout_s: float = 120.0
+    cache_dir: Path = field(default_factory=_default_cache_dir)
+    # Proxy.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Experiments.
+    mlflow_uri: str = "sqlite:///mlruns/mlflow.db"
+    test_token_price_ratio: float = 10.0
+
+    def replace(self, **changes: Any) -> Settings:
+        """Apply CLI overrides; None means "flag not given" and keeps the current value."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **_coerce_all(given, source="override"))
+
+    @property
+    def uses_local_model(self) -> bool:
+        return not self.upstream_url
+
+
+def load_settings(
+    config_path: Path | str | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    env = os.environ if environ is None else environ
+    path = config_path or env.get(ENV_PREFIX + "CONFIG")
+    values: dict[str, Any] = {}
+    if path:
+        values.update(_read_toml(Path(path)))
+    values.update(_from_env(env))
+    return Settings(**_coerce_all(values, source=str(path or "environment")))
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"settings file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"settings file {path} is not valid TOML: {exc}") from exc
+    # Accept either top-level keys or a [sleeptime] table.
+    return dict(data.get("sleeptime", data))
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, str]:
+    names = {f.name for f in fields(Settings)}
+    found = {}
+    for key, value in env.items():
+        name = key[len(ENV_PREFIX) :].lower() if key.startswith(ENV_PREFIX) else None
+        if name in names:
+            found[name] = value
+    return found
+
+
+def _coerce_all(values: Mapping[str, Any], *, source: str) -> dict[str, Any]:
+    hints = typing.get_type_hints(Settings)
+    unknown = set(values) - set(hints)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in {source}: {', '.join(sorted(unknown))}")
+    return {name: _coerce(name, value, hints[name], source) for name, value in values.items()}
+
+
+def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
+    target = _base_type(hint)
+    try:
+        if target is bool and isinstance(value, str):
+            return _parse_bool(value)
+        if target is Path:
+            return Path(value).expanduser()
+        return target(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name!r} from {source}: {value!r} is not a valid "
+                          f"{target.__name__}") from exc
+
+
+def _base_type(hint: Any) -> type:
+    if isinstance(hint, types.UnionType):
+        return next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(text)

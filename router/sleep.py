@@ -1,0 +1,191 @@
+"""The sleep-time pass: think about a context before any query arrives.
+
+One pass asks the model, from the context alone, for (a) notes: every stated
+and derivable quantity with its calculation, and (b) anticipated questions,
+each solved. k passes are sampled with diversity and combined as in the paper
+(concatenated notes); anticipated answers are voted across passes, and the
+share of passes that agree is kept, since agreement is a predictability signal.
+
+Model output is free text in a light line format. Parsing repairs what it can
+(missing headers, numbering, markdown) and rejects what it cannot (a question
+with no numeric answer); nothing a model writes can crash a run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from router.answers import extract_answer, normalize_number
+
+SYSTEM = (
+    "You study a text before anyone asks about it, so that later questions can be "
+    "answered instantly. Be precise: every number you write must follow from the text."
+)
+
+TEMPLATE = """Text:
+{context}
+
+Nobody has asked a question yet. Prepare for the questions that are likely.
+NOTES: list each quantity the text states and each quantity that can be computed from it, one per line, with its calculation, e.g. "- Eggs left each day: 16 - 3 - 4 = 9".
+QUESTIONS: write the {n_questions} questions someone is most likely to ask about this text, hardest first. Solve each one step by step in a line "Work: ...", then give a line "A: <number>".
+
+Use exactly this layout:
+NOTES:
+- ...
+QUESTIONS:
+Q: ...
+Work: ...
+A: ..."""
+
+
+class ChatBackend(Protocol):
+    def chat(self, messages: list[dict], *, model: str, **params: object): ...
+
+
+@dataclass(frozen=True)
+class SleepBudget:
+    passes: int = 1
+    max_tokens: int = 768
+    temperature: float = 0.7
+    n_questions: int = 3
+
+
+@dataclass(frozen=True)
+class Anticipated:
+    question: str
+    answer: str
+    support: int = 1  # passes that asked this question
+    agreement: float = 1.0  # share of those passes that gave the majority answer
+
+
+@dataclass(frozen=True)
+class ParsedPass:
+    notes: tuple[str, ...]
+    anticipated: tuple[Anticipated, ...]
+    rejected: int  # questions dropped for lack of a numeric answer
+
+    @property
+    def empty(self) -> bool:
+        return not self.notes and not self.anticipated
+
+
+@dataclass(frozen=True)
+class LearnedContext:
+    text: str
+    anticipated: tuple[Anticipated, ...]
+    passes: int
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    truncated_passes: int = 0
+    empty_passes: int = 0
+    raw: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def sleep_tokens(self) -> int:
+        return self.completion_tokens
+
+
+def sleep_messages(context: str, n_questions: int = 3) -> list[dict[str, str]]:
+    prompt = TEMPLATE.format(context=context.strip(), n_questions=n_questions)
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+
+
+_HEADER = re.compile(r"^\W*(notes|questions)\W*:?\W*$", re.IGNORECASE)
+_QUESTION = re.compile(r"^\W*q(?:uestion)?\s*\d*\s*[:.)]\**\s*(.+)$", re.IGNORECASE)
+_NUMBERED_QUESTION = re.compile(r"^\W*\d+[.)]\s*(.+\?)\W*$")
+_ANSWER = re.compile(r"^\W*a(?:nswer)?\s*\d*\s*[:.)]\**\s*(.+)$", re.IGNORECASE)
+_WORK = re.compile(r"^\W*work\s*[:.]\**\s*(.+)$", re.IGNORECASE)
+
+
+def parse_pass(raw: str) -> ParsedPass:
+    """Tolerates missing headers, numbered questions, markdown bold and stray prose."""
+    notes: list[str] = []
+    found: list[Anticipated] = []
+    rejected = 0
+    question: str | None = None
+    section = "notes"
+    for line in (ln.strip() for ln in raw.splitlines()):
+        if not line:
+            continue
+        header = _HEADER.match(line)
+        if header:
+            section = header.group(1).lower()
+            continue
+        q = _QUESTION.match(line) or _NUMBERED_QUESTION.match(line)
+        a = _ANSWER.match(line)
+        if q and not line.lower().startswith(("a:", "answer")):
+            rejected += question is not None
+            question, section = q.group(1).strip(" *"), "questions"
+        elif a and question is not None:
+            value = extract_answer(a.group(1))
+            if value is None:
+                rejected += 1
+            else:
+                found.append(Anticipated(question, value))
+            question = None
+        elif section == "notes" and not _WORK.match(line):
+            notes.append(line.lstrip("-*• ").strip())
+    rejected += question is not None
+    return ParsedPass(tuple(n for n in notes if n), tuple(found), rejected)
+
+
+def combine(parsed: list[ParsedPass]) -> tuple[str, tuple[Anticipated, ...]]:
+    """Concatenate the passes' notes; vote anticipated answers across passes."""
+    blocks = []
+    for index, one in enumerate(parsed, start=1):
+        if one.empty:
+            continue
+        title = "Notes" if len(parsed) == 1 else f"Notes, version {index}"
+        lines = [f"- {n}" for n in one.notes]
+        lines += [f"- Q: {a.question} A: {a.answer}" for a in one.anticipated]
+        blocks.append(title + ":\n" + "\n".join(lines))
+    return "\n\n".join(blocks), vote(a for one in parsed for a in one.anticipated)
+
+
+def vote(anticipated: Iterable[Anticipated]) -> tuple[Anticipated, ...]:
+    by_question: dict[str, list[Anticipated]] = defaultdict(list)
+    for item in anticipated:
+        by_question[_question_key(item.question)].append(item)
+    merged = []
+    for items in by_question.values():
+        counts = Counter(_answer_key(a.answer) for a in items)
+        best, hits = counts.most_common(1)[0]
+        answer = next(a.answer for a in items if _answer_key(a.answer) == best)
+        merged.append(Anticipated(items[0].question, answer, len(items), hits / len(items)))
+    return tuple(sorted(merged, key=lambda a: (-a.support, -a.agreement)))
+
+
+def _question_key(question: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9 ]", " ", question.lower()).split())
+
+
+def _answer_key(answer: str) -> str:
+    value = normalize_number(answer)
+    return answer if value is None else f"{value:.6g}"
+
+
+def run_sleep(
+    backend: ChatBackend, model: str, context: str, budget: SleepBudget = SleepBudget()
+) -> LearnedContext:
+    messages = sleep_messages(context, budget.n_questions)
+    results = []
+    for index in range(budget.passes):
+        temperature = 0.0 if budget.passes == 1 else budget.temperature
+        results.append(backend.chat(messages, model=model, max_tokens=budget.max_tokens,
+                                    temperature=temperature, seed=index))  # fmt: skip
+    parsed = [parse_pass(r.text) for r in results]
+    text, anticipated = combine(parsed)
+    return LearnedContext(
+        text=text,
+        anticipated=anticipated,
+        passes=budget.passes,
+        prompt_tokens=sum(r.usage.prompt_tokens for r in results),
+        completion_tokens=sum(r.usage.completion_tokens for r in results),
+        truncated_passes=sum(r.finish_reason == "length" for r in results),
+        empty_passes=sum(p.empty for p in parsed),
+        raw=tuple(r.text for r in results),
+    )

@@ -1,0 +1,126 @@
+from dataclasses import dataclass
+
+from router.sleep import (
+    Anticipated,
+    SleepBudget,
+    combine,
+    parse_pass,
+    run_sleep,
+    sleep_messages,
+    vote,
+)
+
+CLEAN = """NOTES:
+- Eggs laid per day: 16
+- Eggs left each day: 16 - 3 - 4 = 9
+QUESTIONS:
+Q: How much does Janet make every day at the market?
+Work: 9 * 2 = 18
+A: $18
+Q: How many eggs does she eat in a week?
+Work: 3 * 7 = 21
+A: 21 eggs
+"""
+
+MESSY = """Sure! Here are my notes.
+**Notes:**
+* The ducks lay 16 eggs per day.
+1. How many eggs are left for sale?
+**A:** 9
+Question 2: What does she earn per week?
+Answer: The answer is \\boxed{126}.
+Q3: Why do ducks lay eggs?
+A: because they are ducks
+Q: How many muffins?
+"""
+
+
+def test_parse_clean_output() -> None:
+    parsed = parse_pass(CLEAN)
+    assert parsed.notes == ("Eggs laid per day: 16", "Eggs left each day: 16 - 3 - 4 = 9")
+    assert [(a.question, a.answer) for a in parsed.anticipated] == [
+        ("How much does Janet make every day at the market?", "18"),
+        ("How many eggs does she eat in a week?", "21"),
+    ]
+    assert parsed.rejected == 0
+
+
+def test_parse_repairs_markdown_and_numbering_and_rejects_non_numeric() -> None:
+    parsed = parse_pass(MESSY)
+    assert [(a.question, a.answer) for a in parsed.anticipated] == [
+        ("How many eggs are left for sale?", "9"),
+        ("What does she earn per week?", "126"),
+    ]
+    assert "The ducks lay 16 eggs per day." in parsed.notes
+    assert parsed.rejected == 2  # no numeric answer; question without an answer
+
+
+def test_parse_garbage_never_raises() -> None:
+    for raw in ["", "\x00\x01", "A: 5", "Q:", "NOTES:\nQUESTIONS:\n", "Q: x\nQ: y\nA: 3"]:
+        parsed = parse_pass(raw)
+        assert all(a.answer for a in parsed.anticipated)
+    assert parse_pass("").empty
+
+
+def test_vote_merges_same_question_and_measures_agreement() -> None:
+    merged = vote([
+        Anticipated("How many eggs are left?", "9"),
+        Anticipated("how many eggs are left", "9.0"),
+        Anticipated("How many eggs are left?", "8"),
+        Anticipated("What is the price?", "2"),
+    ])  # fmt: skip
+    assert merged[0].question == "How many eggs are left?"
+    assert (merged[0].answer, merged[0].support) == ("9", 3)
+    assert abs(merged[0].agreement - 2 / 3) < 1e-9
+    assert (merged[1].support, merged[1].agreement) == (1, 1.0)
+
+
+def test_combine_concatenates_versions_and_skips_empty_passes() -> None:
+    text, anticipated = combine([parse_pass(CLEAN), parse_pass(""), parse_pass(CLEAN)])
+    assert text.count("Notes, version") == 2
+    assert "version 2" not in text
+    assert anticipated[0].support == 2
+
+
+@dataclass
+class FakeUsage:
+    prompt_tokens: int
+    completion_tokens: int
+    cached_prompt_tokens: int = 0
+
+
+@dataclass
+class FakeResult:
+    text: str
+    finish_reason: str
+    usage: FakeUsage
+
+
+class FakeBackend:
+    def __init__(self, replies: list[FakeResult]) -> None:
+        self.replies = replies
+        self.calls: list[dict] = []
+
+    def chat(self, messages: list[dict], *, model: str, **params: object) -> FakeResult:
+        self.calls.append({"messages": messages, "model": model, **params})
+        return self.replies.pop(0)
+
+
+def test_run_sleep_samples_k_passes_with_diversity_and_sums_tokens() -> None:
+    backend = FakeBackend([
+        FakeResult(CLEAN, "stop", FakeUsage(100, 50)),
+        FakeResult("cut off mid-", "length", FakeUsage(100, 64)),
+    ])  # fmt: skip
+    learned = run_sleep(backend, "m", "Janet's ducks lay 16 eggs.", SleepBudget(passes=2))
+    assert [c["seed"] for c in backend.calls] == [0, 1]
+    assert all(c["temperature"] > 0 for c in backend.calls)
+    assert (learned.prompt_tokens, learned.completion_tokens) == (200, 114)
+    assert (learned.truncated_passes, learned.empty_passes) == (0 + 1, 0)
+    assert "Janet's ducks lay 16 eggs." in backend.calls[0]["messages"][1]["content"]
+
+
+def test_single_pass_is_greedy() -> None:
+    backend = FakeBackend([FakeResult(CLEAN, "stop", FakeUsage(1, 1))])
+    run_sleep(backend, "m", "ctx", SleepBudget(passes=1))
+    assert backend.calls[0]["temperature"] == 0.0
+    assert sleep_messages("ctx", 5)[1]["content"].count("5 questions") == 1
