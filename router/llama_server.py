@@ -18,7 +18,9 @@ def build_params(args: argparse.Namespace):  # -> xllamacpp.CommonParams
     try:
         import xllamacpp
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise SystemExit(f"xllamacpp is not installed: pip install 'sleeptime[local]' ({exc})")
+        raise SystemExit(
+            f"xllamacpp is not installed: pip install 'sleeptime[local]' ({exc})"
+        ) from exc
     params = xllamacpp.CommonParams()
     params.model.path = args.model
     params.hostnames = ["127.0.0.1"]

@@ -182,7 +182,9 @@ def _die_with_parent() -> None:
             os._exit(1)
 
 
-def start_local_server(settings: Settings, *, on_status: Callable[[str], None] = print) -> LocalServer:
+def start_local_server(
+    settings: Settings, *, on_status: Callable[[str], None] = print
+) -> LocalServer:
     config = LocalServerConfig.from_settings(settings)
     on_status(f"starting {config.alias} on llama.cpp ({config.model_path.name})")
     return LocalServer(config).start()

@@ -30,8 +30,10 @@ TEMPLATE = """Text:
 {context}
 
 Nobody has asked a question yet. Prepare for the questions that are likely.
-NOTES: list each quantity the text states and each quantity that can be computed from it, one per line, with its calculation, e.g. "- Eggs left each day: 16 - 3 - 4 = 9".
-QUESTIONS: write the {n_questions} questions someone is most likely to ask about this text, hardest first. Solve each one step by step in a line "Work: ...", then give a line "A: <number>".
+NOTES: list each quantity the text states and each quantity that can be computed
+from it, one per line, with its calculation, e.g. "- Eggs left each day: 16 - 3 - 4 = 9".
+QUESTIONS: write the {n_questions} questions someone is most likely to ask about this text,
+hardest first. Solve each one step by step in a line "Work: ...", then give a line "A: <number>".
 
 Use exactly this layout:
 NOTES:

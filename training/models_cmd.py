@@ -13,7 +13,7 @@ from router.settings import load_settings
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sleeptime models", description=__doc__)
-    parser.add_argument("names", nargs="*", help=f"models to assemble (default: all of {list(MODELS)})")
+    parser.add_argument("names", nargs="*", help=f"models to assemble (default: {list(MODELS)})")
     parser.add_argument("--config", default=None)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

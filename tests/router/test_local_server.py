@@ -77,14 +77,17 @@ PARENT = textwrap.dedent("""
     import sys, threading
     from router.local_server import LocalServer, LocalServerConfig
     from pathlib import Path
-    server = LocalServer(LocalServerConfig(Path(sys.argv[1]), "m", log_dir=Path(sys.argv[2]))).start()
+    config = LocalServerConfig(Path(sys.argv[1]), "m", log_dir=Path(sys.argv[2]))
+    server = LocalServer(config).start()
     print(server.pid, flush=True)
     threading.Event().wait()
 """)
 
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT])
-def test_no_orphan_when_the_parent_dies(local_server: LocalServer, tmp_path: Path, how: int) -> None:
+def test_no_orphan_when_the_parent_dies(
+    local_server: LocalServer, tmp_path: Path, how: int
+) -> None:
     parent = subprocess.Popen(
         [sys.executable, "-c", PARENT, str(local_server.config.model_path), str(tmp_path)],
         stdout=subprocess.PIPE, text=True,

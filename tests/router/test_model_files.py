@@ -2,6 +2,7 @@
 
 import hashlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,9 @@ def make_parts(root: Path, prefix: str, payloads: list[bytes]) -> None:
 
 
 @pytest.fixture
-def spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> ModelSpec:
+def spec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[ModelSpec]:
     prefix = f"fake_model_{request.node.name.replace('[', '_').replace(']', '')}_part"
     make_parts(tmp_path / "site", prefix, PARTS)
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
@@ -67,7 +70,7 @@ def test_missing_part_names_the_package(spec: ModelSpec, tmp_path: Path) -> None
 
 
 def test_unknown_model_lists_the_choices() -> None:
-    with pytest.raises(ModelFileError, match="qwen2.5-coder-0.5b"):
+    with pytest.raises(ModelFileError, match=r"qwen2\.5-coder-0\.5b"):
         model_spec("gpt-5")
 
 

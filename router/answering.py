@@ -1,0 +1,66 @@
+"""Answer one query at one rung, on the raw context c or on the learned context c'.
+
+The context (and notes) open the prompt and the query closes it, so every query
+of one context shares a prompt prefix that llama.cpp and hosted APIs can cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from router.answers import extract_answer
+from router.ladder import Rung
+from router.sleep import ChatBackend, LearnedContext
+
+SYSTEM = "You answer questions about a text accurately."
+NOTES_HINT = (
+    "The notes were worked out from the text in advance. If they already answer the "
+    "question, use that answer; otherwise compute it from the text and the notes."
+)
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    extracted: str | None
+    truncated: bool
+    prompt_tokens: int
+    completion_tokens: int
+    cached_prompt_tokens: int
+    latency_s: float
+
+
+def answer_messages(
+    context: str, question: str, rung: Rung, learned: LearnedContext | None = None
+) -> list[dict[str, str]]:
+    parts = [f"Text:\n{context.strip()}"] if context.strip() else []
+    if learned is not None and learned.text:
+        parts.append(f"{learned.text}\n\n{NOTES_HINT}")
+    parts.append(f"Question: {question.strip()}\n{rung.instruction}")
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
+
+
+def answer(
+    backend: ChatBackend,
+    model: str,
+    context: str,
+    question: str,
+    rung: Rung,
+    learned: LearnedContext | None = None,
+    *,
+    supports_reasoning_effort: bool = False,
+) -> Answer:
+    params = rung.request_params(supports_reasoning_effort=supports_reasoning_effort)
+    result = backend.chat(
+        answer_messages(context, question, rung, learned), model=model, temperature=0.0, **params
+    )
+    truncated = result.finish_reason == "length"
+    return Answer(
+        text=result.text,
+        extracted=extract_answer(result.text),
+        truncated=truncated,
+        prompt_tokens=result.usage.prompt_tokens,
+        completion_tokens=result.usage.completion_tokens,
+        cached_prompt_tokens=result.usage.cached_prompt_tokens,
+        latency_s=result.latency_s,
+    )
