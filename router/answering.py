@@ -57,7 +57,7 @@ def answer(
     truncated = result.finish_reason == "length"
     return Answer(
         text=result.text,
-        extracted=extract_answer(result.text),
+        extracted=extract_answer(result.text, fallback=not truncated),
         truncated=truncated,
         prompt_tokens=result.usage.prompt_tokens,
         completion_tokens=result.usage.completion_tokens,

@@ -168,10 +168,15 @@ def _last_number(text: str) -> Fraction | None:
     return _to_fraction(matches[-1]) if matches else None
 
 
-def extract_answer(text: str) -> str | None:
-    """The final numeric answer a model gave, canonical ("1,234.0" -> "1234"), or None."""
+def extract_answer(text: str, *, fallback: bool = True) -> str | None:
+    """The final numeric answer a model gave, canonical ("1,234.0" -> "1234"), or None.
+
+    `fallback=False` skips the last-number guess: an answer cut off by its token
+    budget ends on an intermediate number, which is not the model's answer.
+    """
     cleaned = _clean(text)
-    for finder in (_from_boxed, _from_answer_line, _from_gold_marker, _last_number):
+    finders = (_from_boxed, _from_answer_line, _from_gold_marker, _last_number)
+    for finder in finders if fallback else finders[:-1]:
         source = text if finder is _from_boxed else cleaned
         if (value := finder(source)) is not None:
             return _format(value)

@@ -149,10 +149,22 @@ class LocalServer:
     def _command(self) -> list[str]:
         c = self.config
         return [
-            sys.executable, "-m", "router.llama_server",
-            "--model", str(c.model_path), "--port", str(self.port), "--alias", c.alias,
-            "--ctx", str(c.ctx), "--parallel", str(c.parallel), "--threads", str(c.threads),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "router.llama_server",
+            "--model",
+            str(c.model_path),
+            "--port",
+            str(self.port),
+            "--alias",
+            c.alias,
+            "--ctx",
+            str(c.ctx),
+            "--parallel",
+            str(c.parallel),
+            "--threads",
+            str(c.threads),
+        ]
 
     def _open_log_path(self) -> Path:
         log_dir = self.config.log_dir or Path.cwd() / ".sleeptime" / "logs"

@@ -37,8 +37,10 @@ class ModelSpec:
 
     def part_modules(self) -> list[tuple[str, str]]:
         """(import name, distribution name) of each part, in joining order."""
-        return [(f"{self.module_prefix}{i}", f"{self.package_prefix}{i}=={self.version}")
-                for i in range(1, self.parts + 1)]
+        return [
+            (f"{self.module_prefix}{i}", f"{self.package_prefix}{i}=={self.version}")
+            for i in range(1, self.parts + 1)
+        ]
 
 
 MODELS: dict[str, ModelSpec] = {

@@ -109,8 +109,9 @@ def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
             return Path(value).expanduser()
         return target(value)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"setting {name!r} from {source}: {value!r} is not a valid "
-                          f"{target.__name__}") from exc
+        raise ConfigError(
+            f"setting {name!r} from {source}: {value!r} is not a valid {target.__name__}"
+        ) from exc
 
 
 def _base_type(hint: Any) -> type:

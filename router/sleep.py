@@ -170,24 +170,59 @@ def _answer_key(answer: str) -> str:
     return answer if value is None else f"{value:.6g}"
 
 
-def run_sleep(
-    backend: ChatBackend, model: str, context: str, budget: SleepBudget = SleepBudget()
-) -> LearnedContext:
-    messages = sleep_messages(context, budget.n_questions)
-    results = []
-    for index in range(budget.passes):
-        temperature = 0.0 if budget.passes == 1 else budget.temperature
-        results.append(backend.chat(messages, model=model, max_tokens=budget.max_tokens,
-                                    temperature=temperature, seed=index))  # fmt: skip
-    parsed = [parse_pass(r.text) for r in results]
-    text, anticipated = combine(parsed)
+@dataclass(frozen=True)
+class PassResult:
+    """One sleep-time pass, kept whole so that any k can be rebuilt from passes 0..k-1."""
+
+    index: int
+    raw: str
+    parsed: ParsedPass
+    prompt_tokens: int
+    completion_tokens: int
+    truncated: bool
+    latency_s: float
+
+
+def sleep_pass(
+    backend: ChatBackend, model: str, context: str, index: int, budget: SleepBudget = SleepBudget()
+) -> PassResult:
+    """Pass 0 is greedy; pass i > 0 samples with seed i, so passes are reproducible and
+    a budget of k passes is exactly passes 0..k-1 (collection reuses them across k)."""
+    temperature = 0.0 if index == 0 else budget.temperature
+    result = backend.chat(
+        sleep_messages(context, budget.n_questions),
+        model=model,
+        max_tokens=budget.max_tokens,
+        temperature=temperature,
+        seed=index,
+    )
+    return PassResult(
+        index=index,
+        raw=result.text,
+        parsed=parse_pass(result.text),
+        prompt_tokens=result.usage.prompt_tokens,
+        completion_tokens=result.usage.completion_tokens,
+        truncated=result.finish_reason == "length",
+        latency_s=result.latency_s,
+    )
+
+
+def learned_context(passes: list[PassResult]) -> LearnedContext:
+    text, anticipated = combine([p.parsed for p in passes])
     return LearnedContext(
         text=text,
         anticipated=anticipated,
-        passes=budget.passes,
-        prompt_tokens=sum(r.usage.prompt_tokens for r in results),
-        completion_tokens=sum(r.usage.completion_tokens for r in results),
-        truncated_passes=sum(r.finish_reason == "length" for r in results),
-        empty_passes=sum(p.empty for p in parsed),
-        raw=tuple(r.text for r in results),
+        passes=len(passes),
+        prompt_tokens=sum(p.prompt_tokens for p in passes),
+        completion_tokens=sum(p.completion_tokens for p in passes),
+        truncated_passes=sum(p.truncated for p in passes),
+        empty_passes=sum(p.parsed.empty for p in passes),
+        raw=tuple(p.raw for p in passes),
     )
+
+
+def run_sleep(
+    backend: ChatBackend, model: str, context: str, budget: SleepBudget = SleepBudget()
+) -> LearnedContext:
+    passes = [sleep_pass(backend, model, context, i, budget) for i in range(budget.passes)]
+    return learned_context(passes)

@@ -102,14 +102,21 @@ class RetryPolicy:
 class OpenAIBackend:
     """One SDK client per backend: its connection pool is shared by every call and thread."""
 
-    def __init__(self, base_url: str, api_key: str | None = None, *, timeout_s: float = 120.0,
-                 retry: RetryPolicy = RetryPolicy(),
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout_s: float = 120.0,
+        retry: RetryPolicy = RetryPolicy(),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.base_url = base_url
         self.retry = retry
         self._sleep = sleep
-        self._client = openai.OpenAI(base_url=base_url, api_key=api_key or NO_KEY,
-                                     timeout=timeout_s, max_retries=0)
+        self._client = openai.OpenAI(
+            base_url=base_url, api_key=api_key or NO_KEY, timeout=timeout_s, max_retries=0
+        )
 
     def chat(self, messages: list[dict], *, model: str, **params: Any) -> ChatResult:
         kwargs = _request(messages, model, params, stream=False)
@@ -164,13 +171,18 @@ class OpenAIBackend:
             attempt += 1
 
 
-def _request(messages: list[dict], model: str, params: dict[str, Any],
-             stream: bool) -> dict[str, Any]:
+def _request(
+    messages: list[dict], model: str, params: dict[str, Any], stream: bool
+) -> dict[str, Any]:
     """Caller params go as extra_body so any field an upstream knows (top_k, chat_template_kwargs,
     reasoning_effort) reaches it unchanged, whatever this SDK version declares."""
     body = {k: v for k, v in params.items() if k not in ("stream", "stream_options")}
-    kwargs: dict[str, Any] = {"messages": messages, "model": model, "stream": stream,
-                              "extra_body": body}
+    kwargs: dict[str, Any] = {
+        "messages": messages,
+        "model": model,
+        "stream": stream,
+        "extra_body": body,
+    }
     if stream:
         kwargs["stream_options"] = {**(params.get("stream_options") or {}), "include_usage": True}
     return kwargs
@@ -226,8 +238,9 @@ def _retry_after(exc: Exception) -> float | None:
         return None
 
 
-def _chat_result(completion: object, messages: list[dict], model: str,
-                 latency_s: float) -> ChatResult:
+def _chat_result(
+    completion: object, messages: list[dict], model: str, latency_s: float
+) -> ChatResult:
     """Reads defensively: the SDK builds models without validation, so any shape can arrive."""
     choices = getattr(completion, "choices", None)
     if not isinstance(choices, list) or not choices:
@@ -237,13 +250,18 @@ def _chat_result(completion: object, messages: list[dict], model: str,
     if message is None or not isinstance(text, str):
         raise UpstreamBadResponse("upstream answer has no message")
     answered_by = getattr(completion, "model", None)
-    return ChatResult(text, _finish_reason(choices[0]),
-                      _usage(getattr(completion, "usage", None), messages, text),
-                      latency_s, answered_by if isinstance(answered_by, str) else model)
+    return ChatResult(
+        text,
+        _finish_reason(choices[0]),
+        _usage(getattr(completion, "usage", None), messages, text),
+        latency_s,
+        answered_by if isinstance(answered_by, str) else model,
+    )
 
 
-def _relay(sdk_stream: openai.Stream[Any], chunks: Iterator[Any],
-           messages: list[dict]) -> Iterator[StreamDelta]:
+def _relay(
+    sdk_stream: openai.Stream[Any], chunks: Iterator[Any], messages: list[dict]
+) -> Iterator[StreamDelta]:
     pieces: list[str] = []
     finish_reason, raw_usage = None, None
     with sdk_stream:
@@ -256,8 +274,10 @@ def _relay(sdk_stream: openai.Stream[Any], chunks: Iterator[Any],
                 pieces.append(text)
                 yield StreamDelta(text)
     if finish_reason is None:
-        raise UpstreamBadResponse(f"stream ended without a finish_reason after {len(pieces)} "
-                                  "deltas: the answer is incomplete")
+        raise UpstreamBadResponse(
+            f"stream ended without a finish_reason after {len(pieces)} "
+            "deltas: the answer is incomplete"
+        )
     yield StreamDelta("", finish_reason, _usage(raw_usage, messages, "".join(pieces)))
 
 
@@ -294,9 +314,12 @@ def _usage(raw: object, messages: list[dict], text: str) -> Usage:
     cached = cached if isinstance(cached, int) else 0
     if isinstance(prompt, int) and isinstance(completion, int):
         return Usage(prompt, completion, cached)
-    return Usage(prompt if isinstance(prompt, int) else estimate_prompt_tokens(messages),
-                 completion if isinstance(completion, int) else estimate_tokens(text),
-                 cached, estimated=True)
+    return Usage(
+        prompt if isinstance(prompt, int) else estimate_prompt_tokens(messages),
+        completion if isinstance(completion, int) else estimate_tokens(text),
+        cached,
+        estimated=True,
+    )
 
 
 def estimate_tokens(text: str) -> int:

@@ -14,6 +14,8 @@ from router.errors import SleeptimeError
 # name -> (module with main(argv) -> int, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("training.demo", "run the main job: sleep-time vs test-time on a real problem"),
+    "collect": ("training.collect", "run the benchmark grid and store an outcome table"),
+    "report": ("training.report", "figures and ratios from stored outcome tables (no LLM)"),
     "models": ("training.models_cmd", "assemble and verify the embedded models"),
     "local": ("training.local_cmd", "serve the embedded model on 127.0.0.1 until Ctrl-C"),
 }
@@ -22,8 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def usage() -> str:
     width = max(map(len, COMMANDS))
     lines = [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
-    return "usage: sleeptime <command> [options]\n\ncommands:\n" + "\n".join(lines) + (
-        "\n\nRun `sleeptime <command> --help` for a command's options."
+    return (
+        "usage: sleeptime <command> [options]\n\ncommands:\n"
+        + "\n".join(lines)
+        + ("\n\nRun `sleeptime <command> --help` for a command's options.")
     )
 
 

@@ -60,21 +60,36 @@ def main(argv: list[str] | None = None) -> int:
         say(f"upstream ready in {time.perf_counter() - started:.1f} s: {upstream.model}")
         say(f"\nproblem {problem.id}\ncontext: {problem.context}\nquery:   {query.question}")
         t0 = time.perf_counter()
-        learned = run_sleep(upstream.backend, upstream.model, problem.context,
-                            SleepBudget(passes=args.passes))  # fmt: skip
+        learned = run_sleep(
+            upstream.backend, upstream.model, problem.context, SleepBudget(passes=args.passes)
+        )
         sleep_s = time.perf_counter() - t0
         say(f"\nlearned context ({learned.completion_tokens} sleep tokens, {sleep_s:.1f} s):")
         say(learned.text or "(empty)")
-        low = answer(upstream.backend, upstream.model, problem.context, query.question,
-                     rung(args.low_rung), learned)  # fmt: skip
-        full = answer(upstream.backend, upstream.model, problem.context, query.question,
-                      rung(args.full_rung))  # fmt: skip
+        low = answer(
+            upstream.backend,
+            upstream.model,
+            problem.context,
+            query.question,
+            rung(args.low_rung),
+            learned,
+        )
+        full = answer(
+            upstream.backend, upstream.model, problem.context, query.question, rung(args.full_rung)
+        )
     rows = [
-        PhaseRow("sleep (context only)", None, None, learned.prompt_tokens,
-                 learned.completion_tokens, sleep_s, learned.truncated_passes > 0),
+        PhaseRow(
+            "sleep (context only)",
+            None,
+            None,
+            learned.prompt_tokens,
+            learned.completion_tokens,
+            sleep_s,
+            learned.truncated_passes > 0,
+        ),
         _row(f"test: c' + rung {args.low_rung}", low, query.answer),
         _row(f"test: c + rung {args.full_rung}", full, query.answer),
-    ]  # fmt: skip
+    ]
     summary = _summary(problem.id, query.answer, rows, settings.test_token_price_ratio)
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -85,9 +100,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _row(phase: str, result: Answer, gold: str) -> PhaseRow:
-    return PhaseRow(phase, result.extracted, answers_match(result.extracted, gold),
-                    result.prompt_tokens, result.completion_tokens, result.latency_s,
-                    result.truncated)  # fmt: skip
+    return PhaseRow(
+        phase,
+        result.extracted,
+        answers_match(result.extracted, gold),
+        result.prompt_tokens,
+        result.completion_tokens,
+        result.latency_s,
+        result.truncated,
+    )
 
 
 def _summary(problem_id: str, gold: str, rows: list[PhaseRow], t: float) -> dict[str, object]:
@@ -111,8 +132,10 @@ def _table(rows: list[PhaseRow], gold: str) -> str:
     for r in rows:
         ok = "" if r.correct is None else ("yes" if r.correct else "no")
         cut = " (truncated)" if r.truncated else ""
-        lines.append(f"{r.phase:<26} {r.answer or '-':>9} {ok:>4} {r.prompt_tokens:>7} "
-                     f"{r.completion_tokens:>7} {r.seconds:>6.1f}{cut}")  # fmt: skip
+        lines.append(
+            f"{r.phase:<26} {r.answer or '-':>9} {ok:>4} {r.prompt_tokens:>7} "
+            f"{r.completion_tokens:>7} {r.seconds:>6.1f}{cut}"
+        )
     return "\n".join(lines)
 
 

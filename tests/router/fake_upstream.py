@@ -58,8 +58,9 @@ class Recorded:
         return json.loads(self.body) if self.body else None
 
 
-def json_reply(body: Any, status: int = 200, *, headers: dict[str, str] | None = None,
-               delay_s: float = 0.0) -> Reply:
+def json_reply(
+    body: Any, status: int = 200, *, headers: dict[str, str] | None = None, delay_s: float = 0.0
+) -> Reply:
     all_headers = {"Content-Type": "application/json", **(headers or {})}
     return Reply(status, json.dumps(body).encode(), all_headers, delay_s)
 
@@ -75,19 +76,35 @@ def error_reply(status: int, message: str, *, headers: dict[str, str] | None = N
 
 
 def usage_body(prompt: int, completion: int, cached: int | None = None) -> dict[str, Any]:
-    usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
-                             "total_tokens": prompt + completion}
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
     if cached is not None:
         usage["prompt_tokens_details"] = {"cached_tokens": cached}
     return usage
 
 
-def completion_body(text: str, *, model: str = "fake-model", finish_reason: str = "stop",
-                    usage: dict[str, Any] | None = None) -> dict[str, Any]:
+def completion_body(
+    text: str,
+    *,
+    model: str = "fake-model",
+    finish_reason: str = "stop",
+    usage: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": model,
-        "choices": [{"index": 0, "finish_reason": finish_reason,
-                     "message": {"role": "assistant", "content": text}}],
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": finish_reason,
+                "message": {"role": "assistant", "content": text},
+            }
+        ],
     }
     if usage is not None:
         body["usage"] = usage
@@ -98,23 +115,38 @@ def completion(text: str, **kwargs: Any) -> Reply:
     return json_reply(completion_body(text, **kwargs))
 
 
-def chunk_body(content: str | None = None, *, finish_reason: str | None = None,
-               usage: dict[str, Any] | None = None, model: str = "fake-model",
-               index: int = 0) -> dict[str, Any]:
+def chunk_body(
+    content: str | None = None,
+    *,
+    finish_reason: str | None = None,
+    usage: dict[str, Any] | None = None,
+    model: str = "fake-model",
+    index: int = 0,
+) -> dict[str, Any]:
     """A `chat.completion.chunk`; with only `usage` it is the include_usage final chunk."""
     choices = []
     if content is not None or finish_reason is not None:
         delta = {"content": content} if content is not None else {}
         choices = [{"index": index, "delta": delta, "finish_reason": finish_reason}]
-    body: dict[str, Any] = {"id": "chatcmpl-fake", "object": "chat.completion.chunk",
-                            "created": 0, "model": model, "choices": choices}
+    body: dict[str, Any] = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": model,
+        "choices": choices,
+    }
     if usage is not None:
         body["usage"] = usage
     return body
 
 
-def sse_reply(chunks: Iterable[dict[str, Any] | bytes], *, ending: Ending = "done",
-              stall_s: float = 10.0, delay_s: float = 0.0) -> Reply:
+def sse_reply(
+    chunks: Iterable[dict[str, Any] | bytes],
+    *,
+    ending: Ending = "done",
+    stall_s: float = 10.0,
+    delay_s: float = 0.0,
+) -> Reply:
     """Each dict becomes one `data:` event; bytes are sent verbatim (for garbage events)."""
     events = tuple(
         c if isinstance(c, bytes) else f"data: {json.dumps(c)}\n\n".encode() for c in chunks
@@ -122,11 +154,22 @@ def sse_reply(chunks: Iterable[dict[str, Any] | bytes], *, ending: Ending = "don
     return Reply(200, b"", {"Content-Type": "text/event-stream"}, delay_s, events, ending, stall_s)
 
 
-def stream_reply(pieces: Iterable[str], *, finish_reason: str = "stop",
-                 usage: dict[str, Any] | None = None, **kwargs: Any) -> Reply:
+def stream_reply(
+    pieces: Iterable[str],
+    *,
+    finish_reason: str = "stop",
+    usage: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> Reply:
     """The usual shape: a role chunk, one chunk per piece, a finish chunk, a usage chunk."""
-    chunks = [{**chunk_body(""), "choices": [
-        {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}]
+    chunks = [
+        {
+            **chunk_body(""),
+            "choices": [
+                {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+            ],
+        }
+    ]
     chunks += [chunk_body(p) for p in pieces]
     chunks.append(chunk_body(finish_reason=finish_reason))
     if usage is not None:
@@ -181,8 +224,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             self.send_header(name, value)
-        self.send_header("Transfer-Encoding" if chunked else "Connection",
-                         "chunked" if chunked else "close")
+        self.send_header(
+            "Transfer-Encoding" if chunked else "Connection", "chunked" if chunked else "close"
+        )
         self.end_headers()
         assert reply.events is not None
         for event in reply.events:
@@ -213,8 +257,9 @@ class FakeUpstream:
         self._stopping = threading.Event()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.fake = self
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,),
-                                        daemon=True)  # short poll: stop() returns at once
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.01,), daemon=True
+        )  # short poll: stop() returns at once
 
     @property
     def url(self) -> str:

@@ -142,3 +142,10 @@ def test_gsm8k_gold() -> None:
     assert gsm8k_gold("...\n#### 1,450,000") == "1,450,000"
     with pytest.raises(ValueError):
         gsm8k_gold("no marker here")
+
+
+def test_truncated_text_has_no_last_number_guess() -> None:
+    cut = "First, 16 - 3 = 13 eggs. Then 13 - 4 = 9 eggs. So she earns 9 *"
+    assert extract_answer(cut) == "9"
+    assert extract_answer(cut, fallback=False) is None
+    assert extract_answer("Work... Answer: 18", fallback=False) == "18"

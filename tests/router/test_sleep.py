@@ -63,12 +63,14 @@ def test_parse_garbage_never_raises() -> None:
 
 
 def test_vote_merges_same_question_and_measures_agreement() -> None:
-    merged = vote([
-        Anticipated("How many eggs are left?", "9"),
-        Anticipated("how many eggs are left", "9.0"),
-        Anticipated("How many eggs are left?", "8"),
-        Anticipated("What is the price?", "2"),
-    ])  # fmt: skip
+    merged = vote(
+        [
+            Anticipated("How many eggs are left?", "9"),
+            Anticipated("how many eggs are left", "9.0"),
+            Anticipated("How many eggs are left?", "8"),
+            Anticipated("What is the price?", "2"),
+        ]
+    )
     assert merged[0].question == "How many eggs are left?"
     assert (merged[0].answer, merged[0].support) == ("9", 3)
     assert abs(merged[0].agreement - 2 / 3) < 1e-9
@@ -94,6 +96,7 @@ class FakeResult:
     text: str
     finish_reason: str
     usage: FakeUsage
+    latency_s: float = 0.5
 
 
 class FakeBackend:
@@ -107,13 +110,15 @@ class FakeBackend:
 
 
 def test_run_sleep_samples_k_passes_with_diversity_and_sums_tokens() -> None:
-    backend = FakeBackend([
-        FakeResult(CLEAN, "stop", FakeUsage(100, 50)),
-        FakeResult("cut off mid-", "length", FakeUsage(100, 64)),
-    ])  # fmt: skip
+    backend = FakeBackend(
+        [
+            FakeResult(CLEAN, "stop", FakeUsage(100, 50)),
+            FakeResult("cut off mid-", "length", FakeUsage(100, 64)),
+        ]
+    )
     learned = run_sleep(backend, "m", "Janet's ducks lay 16 eggs.", SleepBudget(passes=2))
     assert [c["seed"] for c in backend.calls] == [0, 1]
-    assert all(c["temperature"] > 0 for c in backend.calls)
+    assert [c["temperature"] > 0 for c in backend.calls] == [False, True]
     assert (learned.prompt_tokens, learned.completion_tokens) == (200, 114)
     assert (learned.truncated_passes, learned.empty_passes) == (0 + 1, 0)
     assert "Janet's ducks lay 16 eggs." in backend.calls[0]["messages"][1]["content"]

@@ -72,8 +72,9 @@ def chat(backend: OpenAIBackend, **params: object) -> ChatResult:
 # answers and usage
 
 
-def test_plain_answer_reads_usage_and_cached_tokens(backend: OpenAIBackend,
-                                                     fake: FakeUpstream) -> None:
+def test_plain_answer_reads_usage_and_cached_tokens(
+    backend: OpenAIBackend, fake: FakeUpstream
+) -> None:
     fake.enqueue(completion("4", model="qwen", usage=usage_body(20, 1, cached=16)))
     result = chat(backend)
     assert (result.text, result.finish_reason, result.model) == ("4", "stop", "qwen")
@@ -99,8 +100,9 @@ def test_missing_usage_is_estimated(backend: OpenAIBackend, fake: FakeUpstream) 
     assert usage == Usage(prompt_tokens=12, completion_tokens=4, estimated=True)
 
 
-def test_usage_without_cache_details_counts_zero_cached(backend: OpenAIBackend,
-                                                        fake: FakeUpstream) -> None:
+def test_usage_without_cache_details_counts_zero_cached(
+    backend: OpenAIBackend, fake: FakeUpstream
+) -> None:
     body = completion_body("x", usage=usage_body(5, 1))
     body["usage"]["prompt_tokens_details"] = None
     fake.enqueue(json_reply(body))
@@ -113,19 +115,33 @@ def test_estimate_counts_text_parts_only() -> None:
 
 
 def test_params_pass_through_unchanged(backend: OpenAIBackend, fake: FakeUpstream) -> None:
-    params = {"max_tokens": 64, "temperature": 0.2, "seed": 7, "n": 2, "stop": ["\n\n"],
-              "reasoning_effort": "low", "top_k": 20,
-              "chat_template_kwargs": {"enable_thinking": False}}
+    params = {
+        "max_tokens": 64,
+        "temperature": 0.2,
+        "seed": 7,
+        "n": 2,
+        "stop": ["\n\n"],
+        "reasoning_effort": "low",
+        "top_k": 20,
+        "chat_template_kwargs": {"enable_thinking": False},
+    }
     fake.enqueue(completion("ok", usage=usage_body(1, 1)))
     chat(backend, **params, stream=True)  # stream is decided by the method, not the params
-    assert fake.requests[0].json == {"messages": MESSAGES, "model": "m", "stream": False,
-                                     **params}
+    assert fake.requests[0].json == {"messages": MESSAGES, "model": "m", "stream": False, **params}
 
 
 def test_models_lists_ids(backend: OpenAIBackend, fake: FakeUpstream) -> None:
-    fake.enqueue(json_reply({"object": "list", "data": [
-        {"id": "a", "object": "model", "created": 0, "owned_by": "x"},
-        {"id": "b", "object": "model", "created": 0, "owned_by": "x"}]}))
+    fake.enqueue(
+        json_reply(
+            {
+                "object": "list",
+                "data": [
+                    {"id": "a", "object": "model", "created": 0, "owned_by": "x"},
+                    {"id": "b", "object": "model", "created": 0, "owned_by": "x"},
+                ],
+            }
+        )
+    )
     assert backend.models() == ["a", "b"]
     assert (fake.requests[0].method, fake.requests[0].path) == ("GET", "/v1/models")
 
@@ -133,12 +149,16 @@ def test_models_lists_ids(backend: OpenAIBackend, fake: FakeUpstream) -> None:
 # streaming
 
 
-def test_stream_yields_deltas_then_finish_and_usage(backend: OpenAIBackend,
-                                                    fake: FakeUpstream) -> None:
+def test_stream_yields_deltas_then_finish_and_usage(
+    backend: OpenAIBackend, fake: FakeUpstream
+) -> None:
     fake.enqueue(stream_reply(["The answer", " is 4."], usage=usage_body(20, 5, cached=8)))
     events = list(backend.stream(MESSAGES, model="m", max_tokens=9))
-    assert events == [StreamDelta("The answer"), StreamDelta(" is 4."),
-                      StreamDelta("", "stop", Usage(20, 5, 8))]
+    assert events == [
+        StreamDelta("The answer"),
+        StreamDelta(" is 4."),
+        StreamDelta("", "stop", Usage(20, 5, 8)),
+    ]
     body = fake.requests[0].json
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
     assert body["max_tokens"] == 9
@@ -151,13 +171,23 @@ def test_stream_without_usage_is_estimated(backend: OpenAIBackend, fake: FakeUps
 
 
 def test_stream_relays_only_the_first_choice(backend: OpenAIBackend, fake: FakeUpstream) -> None:
-    fake.enqueue(sse_reply([chunk_body("a"), chunk_body("X", index=1), chunk_body("b"),
-                            chunk_body(finish_reason="stop"), chunk_body(usage=usage_body(1, 2))]))
+    fake.enqueue(
+        sse_reply(
+            [
+                chunk_body("a"),
+                chunk_body("X", index=1),
+                chunk_body("b"),
+                chunk_body(finish_reason="stop"),
+                chunk_body(usage=usage_body(1, 2)),
+            ]
+        )
+    )
     assert "".join(d.text for d in backend.stream(MESSAGES, model="m", n=2)) == "ab"
 
 
-def test_stream_retries_before_the_first_chunk(backend: OpenAIBackend, fake: FakeUpstream,
-                                               sleeps: list[float]) -> None:
+def test_stream_retries_before_the_first_chunk(
+    backend: OpenAIBackend, fake: FakeUpstream, sleeps: list[float]
+) -> None:
     fake.enqueue(error_reply(503, "warming up"), stream_reply(["ok"], usage=usage_body(1, 1)))
     assert [d.text for d in backend.stream(MESSAGES, model="m")] == ["ok", ""]
     assert sleeps == [0.5]
@@ -170,8 +200,9 @@ def test_stream_errors_surface_when_called(backend: OpenAIBackend, fake: FakeUps
 
 
 @pytest.mark.parametrize("ending", ["cut", "eof"])
-def test_stream_cut_midway_is_a_bad_response(backend: OpenAIBackend, fake: FakeUpstream,
-                                             sleeps: list[float], ending: str) -> None:
+def test_stream_cut_midway_is_a_bad_response(
+    backend: OpenAIBackend, fake: FakeUpstream, sleeps: list[float], ending: str
+) -> None:
     fake.enqueue(sse_reply([chunk_body("partial"), chunk_body(" answ")], ending=ending))
     received: list[str] = []
     with pytest.raises(UpstreamBadResponse, match="2 deltas"):
@@ -189,8 +220,9 @@ def test_stalled_stream_times_out(backend: OpenAIBackend, fake: FakeUpstream) ->
 
 
 @pytest.mark.parametrize("event", [b"data: {not json\n\n", b"data: \xff\xfe\n\n"])
-def test_stream_garbage_event_is_a_bad_response(backend: OpenAIBackend, fake: FakeUpstream,
-                                                event: bytes) -> None:
+def test_stream_garbage_event_is_a_bad_response(
+    backend: OpenAIBackend, fake: FakeUpstream, event: bytes
+) -> None:
     fake.enqueue(sse_reply([chunk_body("a"), event]))
     with pytest.raises(UpstreamBadResponse):
         list(backend.stream(MESSAGES, model="m"))
@@ -205,19 +237,23 @@ def test_stream_error_event_is_a_server_error(backend: OpenAIBackend, fake: Fake
 # retries and errors
 
 
-def test_retry_after_is_honoured_and_capped(backend: OpenAIBackend, fake: FakeUpstream,
-                                            sleeps: list[float]) -> None:
+def test_retry_after_is_honoured_and_capped(
+    backend: OpenAIBackend, fake: FakeUpstream, sleeps: list[float]
+) -> None:
     in_an_hour = formatdate(time.time() + 3600, usegmt=True)
-    fake.enqueue(error_reply(429, "slow down", headers={"Retry-After": "2"}),
-                 error_reply(503, "busy", headers={"Retry-After": in_an_hour}),
-                 completion("ok", usage=usage_body(1, 1)))
+    fake.enqueue(
+        error_reply(429, "slow down", headers={"Retry-After": "2"}),
+        error_reply(503, "busy", headers={"Retry-After": in_an_hour}),
+        completion("ok", usage=usage_body(1, 1)),
+    )
     assert chat(backend).text == "ok"
     assert sleeps == [2.0, 8.0]
     assert len(fake.requests) == 3
 
 
-def test_rate_limited_after_all_retries(backend: OpenAIBackend, fake: FakeUpstream,
-                                        sleeps: list[float]) -> None:
+def test_rate_limited_after_all_retries(
+    backend: OpenAIBackend, fake: FakeUpstream, sleeps: list[float]
+) -> None:
     fake.fallback = error_reply(429, "quota", headers={"Retry-After": "30"})
     with pytest.raises(UpstreamRateLimited, match="quota") as caught:
         chat(backend)
@@ -225,8 +261,9 @@ def test_rate_limited_after_all_retries(backend: OpenAIBackend, fake: FakeUpstre
     assert sleeps == [8.0, 8.0, 8.0]
 
 
-def test_server_errors_retry_with_backoff_then_raise(backend: OpenAIBackend, fake: FakeUpstream,
-                                                     sleeps: list[float]) -> None:
+def test_server_errors_retry_with_backoff_then_raise(
+    backend: OpenAIBackend, fake: FakeUpstream, sleeps: list[float]
+) -> None:
     fake.fallback = raw_reply(b"<html>Bad Gateway</html>", 502, content_type="text/html")
     with pytest.raises(UpstreamServerError, match="Bad Gateway") as caught:
         chat(backend)
@@ -235,8 +272,9 @@ def test_server_errors_retry_with_backoff_then_raise(backend: OpenAIBackend, fak
     assert sleeps == [0.5, 1.0, 2.0]
 
 
-def test_rejected_at_once_with_the_upstream_message(backend: OpenAIBackend, fake: FakeUpstream,
-                                                    sleeps: list[float]) -> None:
+def test_rejected_at_once_with_the_upstream_message(
+    backend: OpenAIBackend, fake: FakeUpstream, sleeps: list[float]
+) -> None:
     fake.enqueue(error_reply(400, "max_tokens must be positive"))
     with pytest.raises(UpstreamRejected) as caught:
         chat(backend, max_tokens=-1)
@@ -271,18 +309,23 @@ def test_slow_upstream_times_out(fake: FakeUpstream, sleeps: list[float]) -> Non
     assert (len(fake.requests), sleeps) == (2, [0.5])
 
 
-@pytest.mark.parametrize("reply", [
-    raw_reply(b"{not json"),
-    raw_reply(b"\xff\xfe\x00garbage"),
-    raw_reply(b"<html>hello</html>", content_type="text/html"),
-    json_reply({}),
-    json_reply([1, 2]),
-    json_reply({"choices": []}),
-    json_reply({"choices": "abc"}),
-    json_reply({"choices": [{"message": {"content": 42}}]}),
-], ids=["json", "binary", "html", "empty", "list", "no-choices", "choices-str", "content-int"])
-def test_invalid_body_is_a_bad_response(backend: OpenAIBackend, fake: FakeUpstream,
-                                        sleeps: list[float], reply: Reply) -> None:
+@pytest.mark.parametrize(
+    "reply",
+    [
+        raw_reply(b"{not json"),
+        raw_reply(b"\xff\xfe\x00garbage"),
+        raw_reply(b"<html>hello</html>", content_type="text/html"),
+        json_reply({}),
+        json_reply([1, 2]),
+        json_reply({"choices": []}),
+        json_reply({"choices": "abc"}),
+        json_reply({"choices": [{"message": {"content": 42}}]}),
+    ],
+    ids=["json", "binary", "html", "empty", "list", "no-choices", "choices-str", "content-int"],
+)
+def test_invalid_body_is_a_bad_response(
+    backend: OpenAIBackend, fake: FakeUpstream, sleeps: list[float], reply: Reply
+) -> None:
     fake.enqueue(reply)
     with pytest.raises(UpstreamBadResponse):
         chat(backend)

@@ -1,0 +1,98 @@
+"""Outcome tables on disk: one row per (context, query, action), full information.
+
+Every action that collection tried is a row, so any policy can be replayed
+offline on the table without calling an LLM. Tables are gzip CSV (a few MB for
+thousands of rows, readable by anything); sleep-time artifacts (each pass's raw
+text, notes and anticipated answers) go beside them as gzip JSONL.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+OUTCOMES = "outcomes.csv.gz"
+SLEEP = "sleep.jsonl.gz"
+RUN = "run.json"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    dataset: str
+    context_id: str
+    query_id: str
+    query_kind: str
+    queries_in_context: int
+    sleep_passes: int  # 0: test-time only, on the raw context c
+    rung: int
+    correct: bool
+    truncated: bool
+    predicted: str
+    gold: str
+    test_prompt_tokens: int
+    test_cached_prompt_tokens: int
+    test_completion_tokens: int
+    test_latency_s: float
+    sleep_prompt_tokens: int  # of the whole context's k passes (shared by its queries)
+    sleep_completion_tokens: int
+    sleep_latency_s: float
+
+
+FIELDS = [f.name for f in fields(Outcome)]
+_TYPES = {f.name: f.type for f in fields(Outcome)}
+
+
+def write_outcomes(path: Path, rows: Iterable[Outcome]) -> int:
+    count = 0
+    with gzip.open(path, "wt", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FIELDS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(
+                {k: int(v) if isinstance(v, bool) else v for k, v in asdict(row).items()}
+            )
+            count += 1
+    return count
+
+
+def read_outcomes(path: Path) -> list[Outcome]:
+    with gzip.open(path, "rt", newline="", encoding="utf-8") as handle:
+        return [
+            Outcome(**{k: _parse(k, v) for k, v in row.items()}) for row in csv.DictReader(handle)
+        ]
+
+
+def _parse(name: str, value: str) -> Any:
+    kind = _TYPES[name]
+    if kind == "bool":
+        return value in {"1", "True", "true"}
+    if kind == "int":
+        return int(value)
+    if kind == "float":
+        return float(value)
+    return value
+
+
+def as_columns(rows: list[Outcome]) -> dict[str, np.ndarray]:
+    """Column arrays for vectorised metrics and replay."""
+    return {name: np.array([getattr(r, name) for r in rows]) for name in FIELDS}
+
+
+def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)

@@ -1,0 +1,60 @@
+"""The one module that imports mlflow: every benchmark and training run is reviewable.
+
+The store is `sqlite:///mlruns/mlflow.db` with artifacts under mlruns/ (since
+MLflow 3.7 a bare file store is refused), so `mlflow ui --backend-store-uri
+sqlite:///mlruns/mlflow.db` shows every run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+
+def _mlflow():
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    import mlflow
+
+    return mlflow
+
+
+def artifact_root_for(uri: str) -> str | None:
+    """Artifacts beside a local sqlite store (mlruns/), not in the working directory."""
+    if uri.startswith("sqlite:///"):
+        return str((Path(uri.removeprefix("sqlite:///")).parent).resolve())
+    return None
+
+
+@contextlib.contextmanager
+def run(uri: str, experiment: str, name: str, *, nested: bool = False) -> Iterator[Any]:
+    mlflow = _mlflow()
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(experiment) is None:
+        mlflow.create_experiment(experiment, artifact_location=artifact_root_for(uri))
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=name, nested=nested) as active:
+        yield active
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    _mlflow().log_params({k: str(v)[:500] for k, v in params.items()})
+
+
+def log_metrics(metrics: Mapping[str, float | int | None], step: int | None = None) -> None:
+    clean = {k: float(v) for k, v in metrics.items()
+             if v is not None and math.isfinite(float(v))}  # fmt: skip
+    _mlflow().log_metrics(clean, step=step)
+
+
+def log_artifact(path: Path) -> None:
+    _mlflow().log_artifact(str(path))
