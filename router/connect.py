@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from router.errors import ConfigError
 from router.local_server import start_local_server
 from router.settings import Settings
 from router.upstream import OpenAIBackend, RetryPolicy
@@ -37,5 +38,12 @@ def open_upstream(
             base_url, key, model = settings.upstream_url, settings.upstream_key or None, ""
         backend = OpenAIBackend(base_url, key, timeout_s=settings.upstream_timeout_s, retry=retry)
         stack.callback(backend.close)
-        model = model or settings.upstream_model or backend.models()[0]
+        model = model or settings.upstream_model or _first_model(backend, base_url)
         yield Upstream(backend, model, base_url, settings.uses_local_model)
+
+
+def _first_model(backend: OpenAIBackend, base_url: str) -> str:
+    models = backend.models()
+    if not models:
+        raise ConfigError(f"{base_url} lists no models: set upstream_model")
+    return models[0]

@@ -26,7 +26,18 @@ SYSTEM = (
     "answered instantly. Be precise: every number you write must follow from the text."
 )
 
-TEMPLATE = """Text:
+LAYOUT = """Use exactly this layout:
+NOTES:
+- ...
+QUESTIONS:
+Q: ...
+Work: ...
+A: ..."""
+
+# Prompt variants, measured against each other by `sleeptime collect --sleep-prompt`.
+TEMPLATES = {
+    # v1: list what is stated and derivable; anticipate likely questions.
+    "notes": """Text:
 {context}
 
 Nobody has asked a question yet. Prepare for the questions that are likely.
@@ -35,13 +46,23 @@ from it, one per line, with its calculation, e.g. "- Eggs left each day: 16 - 3 
 QUESTIONS: write the {n_questions} questions someone is most likely to ask about this text,
 hardest first. Solve each one step by step in a line "Work: ...", then give a line "A: <number>".
 
-Use exactly this layout:
-NOTES:
-- ...
-QUESTIONS:
-Q: ...
-Work: ...
-A: ..."""
+"""
+    + LAYOUT,
+    # v2: chain derivations to the quantity the text builds up to, and solve that question.
+    "solve": """Text:
+{context}
+
+This text sets up a problem whose question has not been asked yet.
+NOTES: derive every quantity that follows from the text, chaining the steps, one per
+line with its calculation and result, e.g. "- Eggs sold each day: 16 - 3 - 4 = 9".
+Include totals, differences, rates, money amounts and the quantity the text builds up to.
+QUESTIONS: write the {n_questions} questions most likely to be asked next. First the final
+question the text builds up to, which needs several steps. Solve each step by step in a
+line "Work: ...", then give a line "A: <number>".
+
+"""
+    + LAYOUT,
+}
 
 
 class ChatBackend(Protocol):
@@ -54,6 +75,7 @@ class SleepBudget:
     max_tokens: int = 768
     temperature: float = 0.7
     n_questions: int = 3
+    prompt: str = "solve"  # a key of TEMPLATES
 
 
 @dataclass(frozen=True)
@@ -91,8 +113,10 @@ class LearnedContext:
         return self.completion_tokens
 
 
-def sleep_messages(context: str, n_questions: int = 3) -> list[dict[str, str]]:
-    prompt = TEMPLATE.format(context=context.strip(), n_questions=n_questions)
+def sleep_messages(
+    context: str, n_questions: int = 3, prompt: str = "solve"
+) -> list[dict[str, str]]:
+    prompt = TEMPLATES[prompt].format(context=context.strip(), n_questions=n_questions)
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
 
 
@@ -190,7 +214,7 @@ def sleep_pass(
     a budget of k passes is exactly passes 0..k-1 (collection reuses them across k)."""
     temperature = 0.0 if index == 0 else budget.temperature
     result = backend.chat(
-        sleep_messages(context, budget.n_questions),
+        sleep_messages(context, budget.n_questions, budget.prompt),
         model=model,
         max_tokens=budget.max_tokens,
         temperature=temperature,

@@ -25,6 +25,7 @@ from router.connect import open_upstream
 from router.ladder import LADDER, rung
 from router.settings import load_settings
 from router.sleep import (
+    TEMPLATES,
     ChatBackend,
     LearnedContext,
     PassResult,
@@ -34,7 +35,15 @@ from router.sleep import (
 )
 from training.datasets import LoadReport, Query, StatefulProblem, load_dataset
 from training.llm_cache import CachingBackend, ResponseCache
-from training.outcomes import OUTCOMES, RUN, SLEEP, Outcome, write_jsonl, write_outcomes
+from training.outcomes import (
+    CONTEXTS,
+    OUTCOMES,
+    RUN,
+    SLEEP,
+    Outcome,
+    write_jsonl,
+    write_outcomes,
+)
 
 
 @dataclass(frozen=True)
@@ -166,6 +175,7 @@ def run_collection(
             for rec in _sleep_records(p, r.passes)
         ),
     )
+    write_jsonl(out_dir / CONTEXTS, (asdict(p) for p in problems))
     return {
         "rows": rows,
         "contexts": len(problems),
@@ -183,6 +193,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rungs-raw", default="0,1,2,3,4", help="rungs answered on c")
     parser.add_argument("--rungs-learned", default="0,1,2", help="rungs answered on c'")
     parser.add_argument("--sleep-max-tokens", type=int, default=SleepBudget.max_tokens)
+    parser.add_argument("--sleep-prompt", default=SleepBudget.prompt, choices=sorted(TEMPLATES))
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--skip-no-context", action="store_true", default=True)
     parser.add_argument("--local-model", default=None)
@@ -216,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         _ints(args.sleep_budgets),
         _ints(args.rungs_raw),
         _ints(args.rungs_learned),
-        SleepBudget(max_tokens=args.sleep_max_tokens),
+        SleepBudget(max_tokens=args.sleep_max_tokens, prompt=args.sleep_prompt),
     )
     cache = ResponseCache(args.cache or settings.cache_dir / "llm-responses.sqlite")
     say = (lambda _m: None) if args.json else print

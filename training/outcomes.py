@@ -20,6 +20,7 @@ import numpy as np
 
 OUTCOMES = "outcomes.csv.gz"
 SLEEP = "sleep.jsonl.gz"
+CONTEXTS = "contexts.jsonl.gz"  # the problems themselves, so a table needs no dataset to replay
 RUN = "run.json"
 
 

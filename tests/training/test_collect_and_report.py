@@ -58,8 +58,9 @@ def test_collect_writes_every_action_and_resumes_from_the_cache(
     assert by_action[(1, 0)].sleep_completion_tokens == 200
     sleep = list(read_jsonl(tmp_path / "out" / SLEEP))
     assert [s["pass"] for s in sleep if s["context_id"] == problems[0].id] == [0, 1]
-    assert sleep[0]["anticipated"] == [{"question": "What?", "answer": "2", "support": 1,
-                                        "agreement": 1.0}]  # fmt: skip
+    assert sleep[0]["anticipated"] == [
+        {"question": "What?", "answer": "2", "support": 1, "agreement": 1.0}
+    ]
     calls = model.calls
     again = CachingBackend(model, ResponseCache(tmp_path / "cache.sqlite"))
     run_collection(again, "m", "gsm8k", problems, plan, tmp_path / "out2", progress=False)
@@ -74,8 +75,9 @@ def test_report_finds_the_saving_and_logs_to_mlflow(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     plan = CollectPlan(sleep_budgets=(1,), rungs_raw=(0, 3, 4), rungs_learned=(0, 1))
-    run_collection(ScriptedModel(problems), "m", "gsm8k", problems, plan, tmp_path / "out",
-                   progress=False)  # fmt: skip
+    run_collection(
+        ScriptedModel(problems), "m", "gsm8k", problems, plan, tmp_path / "out", progress=False
+    )
     summary = summarize(tmp_path / "out", t=10, samples=200)
     # Test-time only needs the 400-token rung (300 tokens spent) to be right; with notes
     # the 16-token rung is right: 300 / 16 test tokens at accuracy 1.0.
@@ -102,8 +104,9 @@ def test_report_cli_writes_plots_and_json(
     problems: list[StatefulProblem], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     plan = CollectPlan(sleep_budgets=(1,), rungs_raw=(0, 4), rungs_learned=(0,))
-    run_collection(ScriptedModel(problems), "m", "gsm8k", problems, plan, tmp_path / "out",
-                   progress=False)  # fmt: skip
+    run_collection(
+        ScriptedModel(problems), "m", "gsm8k", problems, plan, tmp_path / "out", progress=False
+    )
     assert main([str(tmp_path / "out"), "--json", "--no-mlflow", "--bootstrap", "50"]) == 0
     summary = json.loads(capsys.readouterr().out)
     for plot in summary["plots"]:

@@ -1,0 +1,69 @@
+"""A policy is its parameters: a frozen dataclass whose fields are exactly what
+Optuna tunes and MLflow logs, saved as {"name": ..., "params": {...}} JSON that
+the proxy loads. Registering a class by name makes it loadable from that file.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from policies.types import ContextFeatures, QueryDecision, QueryFeatures, SleepDecision
+
+REGISTRY: dict[str, type[Policy]] = {}
+P = TypeVar("P", bound="Policy")
+
+
+class PolicyError(ValueError):
+    pass
+
+
+def register(cls: type[P]) -> type[P]:
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+class Policy(ABC):
+    """Decides sleep budget per context and route + rung per query."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def sleep(self, context: ContextFeatures) -> SleepDecision: ...
+
+    @abstractmethod
+    def route(self, context: ContextFeatures, query: QueryFeatures) -> QueryDecision: ...
+
+    def params(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "params": self.params()}
+
+
+def from_dict(data: dict[str, Any]) -> Policy:
+    try:
+        cls = REGISTRY[data["name"]]
+    except (KeyError, TypeError):
+        raise PolicyError(f"unknown policy {data!r:.80}; known: {sorted(REGISTRY)}") from None
+    params = data.get("params", {})
+    allowed = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = set(params) - allowed
+    if unknown:
+        raise PolicyError(f"{cls.name}: unknown parameter(s) {sorted(unknown)}")
+    return cls(**params)
+
+
+def save(policy: Policy, path: Path) -> Path:
+    path.write_text(json.dumps(policy.to_dict(), indent=2) + "\n")
+    return path
+
+
+def load(path: Path) -> Policy:
+    try:
+        return from_dict(json.loads(path.read_text()))
+    except json.JSONDecodeError as exc:
+        raise PolicyError(f"{path}: not JSON ({exc})") from exc

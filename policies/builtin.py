@@ -1,0 +1,109 @@
+"""Built-in policies: the baselines every learned policy must beat, and the learned one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from policies.base import Policy, register
+from policies.types import ContextFeatures, QueryDecision, QueryFeatures, SleepDecision
+
+
+@register
+@dataclass(frozen=True)
+class TestTimeOnly(Policy):
+    """No sleep-time compute; every query gets the full route at one rung."""
+
+    name = "test-time-only"
+    __test__ = False  # not a pytest class, despite the name
+    rung: int = 3
+
+    def sleep(self, context: ContextFeatures) -> SleepDecision:
+        return SleepDecision(0)
+
+    def route(self, context: ContextFeatures, query: QueryFeatures) -> QueryDecision:
+        return QueryDecision("full", self.rung)
+
+
+@register
+@dataclass(frozen=True)
+class AlwaysSleep(Policy):
+    """Every context gets k passes; every query the enriched route at one rung."""
+
+    name = "always-sleep"
+    passes: int = 1
+    rung: int = 0
+
+    def sleep(self, context: ContextFeatures) -> SleepDecision:
+        return SleepDecision(self.passes)
+
+    def route(self, context: ContextFeatures, query: QueryFeatures) -> QueryDecision:
+        if not query.has_learned_context:
+            return QueryDecision("full", self.rung)
+        return QueryDecision("enriched", self.rung)
+
+
+@register
+@dataclass(frozen=True)
+class Threshold(Policy):
+    """Serve from cache when confident, else enriched when likely right, else full."""
+
+    name = "threshold"
+    passes: int = 1
+    cached_threshold: float = 0.9
+    enriched_threshold: float = 0.5
+    enriched_rung: int = 0
+    full_rung: int = 3
+
+    def sleep(self, context: ContextFeatures) -> SleepDecision:
+        return SleepDecision(self.passes)
+
+    def route(self, context: ContextFeatures, query: QueryFeatures) -> QueryDecision:
+        if not query.has_learned_context:
+            return QueryDecision("full", self.full_rung)
+        if query.cached_confidence >= self.cached_threshold:
+            return QueryDecision("cached", 0)
+        if query.enriched_confidence >= self.enriched_threshold:
+            return QueryDecision("enriched", self.enriched_rung)
+        return QueryDecision("full", self.full_rung)
+
+
+@register
+@dataclass(frozen=True)
+class Learned(Policy):
+    """Parametric: sleep only where predicted gain x expected queries pays for it,
+    with k growing in the predicted gain; route on thresholds that may depend on
+    the context's predictability."""
+
+    name = "learned"
+    sleep_min_value: float = 0.5  # sleep when predictability * expected_queries >= this
+    passes_low: int = 1
+    passes_high: int = 3
+    passes_split: float = 0.7  # predictability at which k switches to passes_high
+    cached_threshold: float = 0.9
+    enriched_threshold: float = 0.5
+    enriched_threshold_slope: float = 0.0  # threshold moves with (predictability - 0.5)
+    enriched_rung: int = 0
+    full_rung: int = 3
+
+    def sleep(self, context: ContextFeatures) -> SleepDecision:
+        if context.predictability * context.expected_queries < self.sleep_min_value:
+            return SleepDecision(0)
+        high = context.predictability >= self.passes_split
+        return SleepDecision(self.passes_high if high else self.passes_low)
+
+    def route(self, context: ContextFeatures, query: QueryFeatures) -> QueryDecision:
+        if not query.has_learned_context:
+            return QueryDecision("full", self.full_rung)
+        if query.cached_confidence >= self.cached_threshold:
+            return QueryDecision("cached", 0)
+        shift = self.enriched_threshold_slope * (context.predictability - 0.5)
+        if query.enriched_confidence >= min(max(self.enriched_threshold - shift, 0.0), 1.0):
+            return QueryDecision("enriched", self.enriched_rung)
+        return QueryDecision("full", self.full_rung)
+
+
+def builtin_baselines(rungs: range, passes: tuple[int, ...]) -> list[Policy]:
+    """Test-time only at each rung and always-sleep at each (k, rung)."""
+    out: list[Policy] = [TestTimeOnly(r) for r in rungs]
+    out += [AlwaysSleep(k, r) for k in passes for r in rungs]
+    return out

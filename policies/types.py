@@ -1,0 +1,49 @@
+"""Plain features in, plain decisions out: what every policy sees and says.
+
+Features are numbers the router can compute online (from the estimator and the
+context's history) and training can compute offline from outcome tables, so a
+policy scored by replay behaves the same in the proxy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Route = Literal["cached", "enriched", "full"]
+ROUTES: tuple[Route, ...] = ("cached", "enriched", "full")
+
+
+@dataclass(frozen=True)
+class ContextFeatures:
+    predictability: float = 0.5  # estimated share of queries the learned context will serve
+    expected_queries: float = 1.0  # queries expected to share this context
+    length_tokens: float = 0.0
+
+
+@dataclass(frozen=True)
+class QueryFeatures:
+    similarity: float = 0.0  # cosine of the query to its nearest anticipated question
+    cached_confidence: float = 0.0  # P(the nearest anticipated answer is right)
+    enriched_confidence: float = 0.0  # P(the cheapest rung on c' answers right)
+    has_learned_context: bool = False
+
+
+@dataclass(frozen=True)
+class Prices:
+    """Relative token prices: a sleep-time completion token costs 1."""
+
+    test_ratio: float = 10.0  # the paper's t: a test-time token costs t sleep-time tokens
+    prompt: float = 0.25  # per prompt token, relative to a completion token
+    cached_prompt: float = 0.125
+
+
+@dataclass(frozen=True)
+class SleepDecision:
+    passes: int  # 0: no sleep-time compute for this context
+
+
+@dataclass(frozen=True)
+class QueryDecision:
+    route: Route
+    rung: int  # test-time rung for "enriched" and "full"; ignored for "cached"

@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+
+from policies import AlwaysSleep, Prices, TestTimeOnly, Threshold
+from training.features import QueryFeatureRow
+from training.outcomes import Outcome
+from training.replay import build_table, evaluate
+
+
+def outcome(ctx: str, q: str, k: int, rung: int, correct: bool, tokens: int,
+            sleep: int = 0) -> Outcome:  # fmt: skip
+    return Outcome("t", ctx, q, "final", 2, k, rung, correct, False, "", "1", 100, 40, tokens,
+                   0.5, 0, sleep, 0.0)  # fmt: skip
+
+
+def feature(q: str, k: int, right: bool) -> QueryFeatureRow:
+    return QueryFeatureRow("c", q, k, 0.9, 0.1, "1", 1, 1.0, right, 1, 1.0, 1.0, 0, 10, 2)
+
+
+@pytest.fixture
+def table():
+    rows = []
+    for ctx in ("a", "b"):
+        for q in ("q0", "q1"):
+            qid = f"{ctx}/{q}"
+            rows += [outcome(ctx, qid, 0, 0, False, 5), outcome(ctx, qid, 0, 1, True, 300)]
+            rows += [outcome(ctx, qid, 1, 0, ctx == "a", 4, sleep=200),
+                     outcome(ctx, qid, 1, 1, True, 100, sleep=200)]  # fmt: skip
+    features = [feature("a/q0", 1, True), feature("a/q1", 1, False),
+                feature("b/q0", 1, True), feature("b/q1", 1, True)]  # fmt: skip
+    confidence = {("a/q0", 1): 0.95, ("a/q1", 1): 0.2, ("b/q0", 1): 0.99, ("b/q1", 1): 0.5}
+    return build_table(rows, features, cached_confidence=confidence,
+                       enriched_confidence={key: 0.6 for key in confidence})  # fmt: skip
+
+
+def test_test_time_only_reads_the_full_route(table) -> None:
+    cheap, rich = evaluate(TestTimeOnly(0), table), evaluate(TestTimeOnly(1), table)
+    assert (cheap.accuracy, rich.accuracy) == (0.0, 1.0)
+    assert rich.cost == pytest.approx(10 * 300) and rich.sleep_tokens == 0
+    assert rich.full_cost == pytest.approx(10 * (300 + 0.25 * 60 + 0.125 * 40))
+
+
+def test_always_sleep_amortizes_sleep_tokens_over_the_context(table) -> None:
+    result = evaluate(AlwaysSleep(passes=1, rung=0), table)
+    assert result.accuracy == 0.5  # right on context a only
+    assert result.cost == pytest.approx(10 * 4 + 200 / 2)
+    assert result.enriched_share == 1.0 and result.missing == 0
+
+
+def test_threshold_serves_confident_queries_from_cache(table) -> None:
+    result = evaluate(Threshold(passes=1, cached_threshold=0.9, enriched_threshold=0.55,
+                                enriched_rung=1, full_rung=1), table)  # fmt: skip
+    # a/q0 and b/q0 cached (both right); a/q1 and b/q1 enriched at rung 1 (right).
+    assert result.cached_share == 0.5 and result.cached_wrong_rate == 0.0
+    assert result.accuracy == 1.0
+    assert result.cost == pytest.approx((10 * 100 * 2) / 4 + 100)
+    assert result.latency_s == pytest.approx(0.25)
+
+
+def test_cached_wrong_rate_counts_wrong_cached_answers(table) -> None:
+    result = evaluate(Threshold(passes=1, cached_threshold=0.1), table)
+    assert result.cached_share == 1.0
+    assert result.cached_wrong_rate == pytest.approx(0.25)
+    assert result.cost == pytest.approx(100) and result.test_tokens == 0
+
+
+def test_prices_change_the_tradeoff(table) -> None:
+    cheap_test = Prices(test_ratio=1.0)
+    assert evaluate(TestTimeOnly(1), table, cheap_test).cost == pytest.approx(300)
+
+
+def test_subset_keeps_whole_contexts(table) -> None:
+    only_b = table.subset(np.array([False, True]))
+    assert list(only_b.contexts) == ["b"] and len(only_b.query_ids) == 2
+    assert evaluate(AlwaysSleep(1, 0), only_b).accuracy == 0.0

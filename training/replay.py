@@ -1,0 +1,244 @@
+"""Replay: score any policy on stored outcomes without calling an LLM.
+
+An outcome table holds every action's result for every query (full information),
+so a policy's decisions just index into it. The table is arranged once into
+dense arrays (query x rung for the full route, query x k x rung for the enriched
+route, query x k for the cached route); scoring a policy is then a handful of
+numpy gathers, fast enough for thousands of Optuna trials.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from policies import ContextFeatures, Policy, Prices, QueryFeatures
+from training.features import QueryFeatureRow
+from training.outcomes import Outcome
+
+ROUTE_CODES = {"cached": 0, "enriched": 1, "full": 2}
+DEFAULT_PRICES = Prices()
+
+
+@dataclass
+class ReplayTable:
+    """Dense arrays over Q queries, K sleep budgets (index 0 = none), R rungs. NaN = not run."""
+
+    query_ids: np.ndarray  # (Q,)
+    context_index: np.ndarray  # (Q,) index into contexts
+    contexts: np.ndarray  # (C,)
+    budgets: np.ndarray  # (K,) sleep passes; budgets[0] == 0
+    correct: np.ndarray  # (Q, K, R) enriched (k > 0) or full (k = 0)
+    completion: np.ndarray  # (Q, K, R) test completion tokens
+    prompt: np.ndarray  # (Q, K, R)
+    cached_prompt: np.ndarray  # (Q, K, R)
+    latency: np.ndarray  # (Q, K, R) seconds
+    cached_correct: np.ndarray  # (Q, K) the nearest anticipated answer is right
+    cached_confidence: np.ndarray  # (Q, K) estimator's P(cached right), 0 if none
+    enriched_confidence: np.ndarray  # (Q, K) estimator's P(enriched right at low rung)
+    sleep_tokens: np.ndarray  # (C, K) sleep completion tokens per context
+    sleep_prompt: np.ndarray  # (C, K)
+    predictability: np.ndarray  # (C,) context-level estimate
+    queries_per_context: np.ndarray  # (C,)
+
+    @property
+    def rungs(self) -> int:
+        return self.correct.shape[2]
+
+    def subset(self, context_mask: np.ndarray) -> ReplayTable:
+        """Only the queries of the chosen contexts (for train / validation / test splits)."""
+        keep = context_mask[self.context_index]
+        remap = np.cumsum(context_mask) - 1
+        fields = {k: v for k, v in vars(self).items()}
+        per_query = (
+            "query_ids",
+            "correct",
+            "completion",
+            "prompt",
+            "cached_prompt",
+            "latency",
+            "cached_correct",
+            "cached_confidence",
+            "enriched_confidence",
+        )
+        per_context = (
+            "contexts",
+            "sleep_tokens",
+            "sleep_prompt",
+            "predictability",
+            "queries_per_context",
+        )
+        out = {k: fields[k][keep] for k in per_query}
+        out |= {k: fields[k][context_mask] for k in per_context}
+        out["context_index"] = remap[self.context_index[keep]]
+        out["budgets"] = self.budgets
+        return ReplayTable(**out)
+
+
+def build_table(
+    outcomes: list[Outcome],
+    features: list[QueryFeatureRow] = (),
+    *,
+    cached_confidence: dict[tuple[str, int], float] | None = None,
+    enriched_confidence: dict[tuple[str, int], float] | None = None,
+    predictability: dict[str, float] | None = None,
+) -> ReplayTable:
+    query_ids = np.array(sorted({o.query_id for o in outcomes}))
+    contexts = np.array(sorted({o.context_id for o in outcomes}))
+    budgets = np.array(sorted({o.sleep_passes for o in outcomes} | {0}))
+    rungs = max(o.rung for o in outcomes) + 1
+    qi = {q: i for i, q in enumerate(query_ids)}
+    ci = {c: i for i, c in enumerate(contexts)}
+    ki = {int(k): i for i, k in enumerate(budgets)}
+    shape = (len(query_ids), len(budgets), rungs)
+    arrays = {
+        n: np.full(shape, np.nan)
+        for n in ("correct", "completion", "prompt", "cached_prompt", "latency")
+    }
+    context_index = np.zeros(len(query_ids), dtype=int)
+    sleep = np.zeros((len(contexts), len(budgets)))
+    sleep_prompt = np.zeros((len(contexts), len(budgets)))
+    per_context_queries = np.ones(len(contexts))
+    for o in outcomes:
+        q, k = qi[o.query_id], ki[o.sleep_passes]
+        context_index[q] = ci[o.context_id]
+        at = (q, k, o.rung)
+        arrays["correct"][at] = o.correct
+        arrays["completion"][at] = o.test_completion_tokens
+        arrays["prompt"][at] = o.test_prompt_tokens
+        arrays["cached_prompt"][at] = o.test_cached_prompt_tokens
+        arrays["latency"][at] = o.test_latency_s
+        sleep[ci[o.context_id], k] = o.sleep_completion_tokens
+        sleep_prompt[ci[o.context_id], k] = o.sleep_prompt_tokens
+        per_context_queries[ci[o.context_id]] = o.queries_in_context
+    cached = np.zeros((len(query_ids), len(budgets)))
+    for f in features:
+        if f.query_id in qi and f.sleep_passes in ki:
+            cached[qi[f.query_id], ki[f.sleep_passes]] = f.cached_correct
+    return ReplayTable(
+        query_ids=query_ids,
+        context_index=context_index,
+        contexts=contexts,
+        budgets=budgets,
+        **arrays,
+        cached_correct=cached,
+        cached_confidence=_lookup(cached_confidence, query_ids, budgets),
+        enriched_confidence=_lookup(enriched_confidence, query_ids, budgets),
+        sleep_tokens=sleep,
+        sleep_prompt=sleep_prompt,
+        predictability=np.array([(predictability or {}).get(c, 0.5) for c in contexts]),
+        queries_per_context=per_context_queries,
+    )
+
+
+def _lookup(
+    values: dict[tuple[str, int], float] | None, query_ids: np.ndarray, budgets: np.ndarray
+) -> np.ndarray:
+    out = np.zeros((len(query_ids), len(budgets)))
+    for (query_id, k), value in (values or {}).items():
+        i = np.searchsorted(query_ids, query_id)
+        j = np.searchsorted(budgets, k)
+        if i < len(query_ids) and query_ids[i] == query_id and j < len(budgets) and budgets[j] == k:
+            out[i, j] = value
+    return out
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    accuracy: float
+    cost: float  # per query: t * test tokens + sleep tokens / queries of the context
+    full_cost: float  # also charges prompt tokens (cached ones at a discount)
+    test_tokens: float  # mean test-time completion tokens per query
+    sleep_tokens: float  # mean amortized sleep tokens per query
+    cached_share: float
+    enriched_share: float
+    cached_wrong_rate: float  # wrong answers among cached ones
+    latency_s: float  # mean test-time latency per query (cached: 0)
+    missing: int  # decisions that pointed at an action never collected
+
+
+def decisions(policy: Policy, table: ReplayTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(k index per query, route code per query, rung per query)."""
+    passes = np.array(
+        [
+            policy.sleep(ContextFeatures(float(p), float(n))).passes
+            for p, n in zip(table.predictability, table.queries_per_context, strict=True)
+        ]
+    )
+    k_of_context = np.array([_nearest_budget(table.budgets, p) for p in passes])
+    k = k_of_context[table.context_index]
+    q = np.arange(len(table.query_ids))
+    has = k > 0
+    route = np.empty(len(q), dtype=int)
+    rung = np.empty(len(q), dtype=int)
+    for i in q:
+        decision = policy.route(
+            ContextFeatures(
+                float(table.predictability[table.context_index[i]]),
+                float(table.queries_per_context[table.context_index[i]]),
+            ),
+            QueryFeatures(
+                0.0,
+                float(table.cached_confidence[i, k[i]]),
+                float(table.enriched_confidence[i, k[i]]),
+                bool(has[i]),
+            ),
+        )
+        route[i], rung[i] = ROUTE_CODES[decision.route], decision.rung
+    return k, route, rung
+
+
+def _nearest_budget(budgets: np.ndarray, passes: int) -> int:
+    """Index of the largest collected budget not above the asked one."""
+    return int(np.searchsorted(budgets, passes, side="right") - 1)
+
+
+def evaluate(policy: Policy, table: ReplayTable, prices: Prices = DEFAULT_PRICES) -> ReplayResult:
+    k, route, rung = decisions(policy, table)
+    return score(table, k, route, rung, prices)
+
+
+def score(
+    table: ReplayTable,
+    k: np.ndarray,
+    route: np.ndarray,
+    rung: np.ndarray,
+    prices: Prices = DEFAULT_PRICES,
+) -> ReplayResult:
+    q = np.arange(len(k))
+    rung = np.clip(rung, 0, table.rungs - 1)
+    k_used = np.where(route == ROUTE_CODES["full"], 0, k)
+    cached = route == ROUTE_CODES["cached"]
+    pick = (q, k_used, rung)
+    correct = np.where(cached, table.cached_correct[q, k], table.correct[pick])
+    missing = int(np.isnan(correct).sum())
+    correct = np.nan_to_num(correct)
+    completion = np.where(cached, 0.0, np.nan_to_num(table.completion[pick]))
+    prompt = np.where(cached, 0.0, np.nan_to_num(table.prompt[pick]))
+    hit = np.where(cached, 0.0, np.nan_to_num(table.cached_prompt[pick]))
+    latency = np.where(cached, 0.0, np.nan_to_num(table.latency[pick]))
+    context_k = np.zeros(len(table.contexts), dtype=int)
+    context_k[table.context_index] = k
+    sleep = table.sleep_tokens[np.arange(len(context_k)), context_k]
+    sleep_prompt = table.sleep_prompt[np.arange(len(context_k)), context_k]
+    n = table.queries_per_context
+    amortized = (sleep / n)[table.context_index]
+    amortized_prompt = (sleep_prompt / n)[table.context_index]
+    t = prices.test_ratio
+    cost = t * completion + amortized
+    full = t * (completion + prices.prompt * (prompt - hit) + prices.cached_prompt * hit)
+    full = full + amortized + prices.prompt * amortized_prompt
+    n_cached = max(int(cached.sum()), 1)
+    return ReplayResult(
+        accuracy=float(correct.mean()),
+        cost=float(cost.mean()),
+        full_cost=float(full.mean()),
+        test_tokens=float(completion.mean()),
+        sleep_tokens=float(amortized.mean()),
+        cached_share=float(cached.mean()),
+        enriched_share=float((route == ROUTE_CODES["enriched"]).mean()),
+        cached_wrong_rate=float(((1 - correct) * cached).sum() / n_cached),
+        latency_s=float(latency.mean()),
+        missing=missing,
+    )
