@@ -165,3 +165,75 @@ def full_cost_per_query(point: CurvePoint, queries: float, t: float) -> float:
     )
     sleep = point.sleep_tokens + PROMPT_PRICE * point.sleep_prompt_tokens
     return t * test + sleep / queries
+
+
+def ranks(values: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share their mean rank), 1-based."""
+    order = np.argsort(values, kind="mergesort")
+    sorted_values = values[order]
+    rank = np.empty(len(values))
+    start = 0
+    for end in range(1, len(values) + 1):
+        if end == len(values) or sorted_values[end] != sorted_values[start]:
+            rank[order[start:end]] = (start + end + 1) / 2
+            start = end
+    return rank
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Probability that a random positive scores above a random negative (Mann-Whitney)."""
+    labels = np.asarray(labels).astype(bool)
+    positives, negatives = labels.sum(), (~labels).sum()
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    r = ranks(np.asarray(scores, dtype=float))
+    return float((r[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def brier(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    return float(np.mean((np.asarray(probabilities) - np.asarray(labels, dtype=float)) ** 2))
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    if len(a) < 3:
+        return float("nan")
+    ra, rb = ranks(np.asarray(a, dtype=float)), ranks(np.asarray(b, dtype=float))
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def coverage_at_precision(
+    labels: np.ndarray, scores: np.ndarray, max_wrong: float
+) -> tuple[float, float]:
+    """Largest share of items servable (score >= threshold) with a wrong rate <= max_wrong.
+
+    Returns (coverage, threshold); (0, inf) when no threshold qualifies.
+    """
+    order = np.argsort(-np.asarray(scores, dtype=float), kind="mergesort")
+    wrong = np.cumsum(~np.asarray(labels, dtype=bool)[order])
+    served = np.arange(1, len(order) + 1)
+    ok = wrong / served <= max_wrong
+    if not ok.any():
+        return 0.0, float("inf")
+    last = int(np.nonzero(ok)[0].max())
+    return float(served[last] / len(order)), float(np.asarray(scores)[order][last])
+
+
+def precision_at_coverage(
+    labels: np.ndarray, scores: np.ndarray, coverage: float
+) -> tuple[float, float]:
+    """Share right among the top `coverage` share of items by score, and that threshold."""
+    order = np.argsort(-np.asarray(scores, dtype=float), kind="mergesort")
+    n = max(1, int(np.ceil(coverage * len(order))))
+    top = np.asarray(labels, dtype=bool)[order[:n]]
+    return float(top.mean()), float(np.asarray(scores)[order][n - 1])
+
+
+def quintile_gain(scores: np.ndarray, gains: np.ndarray, bins: int = 5) -> list[float]:
+    """Mean realized gain in each score quintile, lowest predictability first."""
+    order = np.argsort(np.asarray(scores, dtype=float), kind="mergesort")
+    return [
+        float(np.mean(np.asarray(gains)[part])) if len(part) else float("nan")
+        for part in np.array_split(order, bins)
+    ]

@@ -78,3 +78,56 @@ def _save(fig, plt, path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def quintile_bars(gains: Sequence[float], label: str, path: Path) -> Path:
+    """The paper's predictability analysis: realized gain per predictability quintile."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    ax.bar([f"Q{i + 1}" for i in range(len(gains))], gains, color="tab:blue")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("context predictability quintile (low -> high)")
+    ax.set_ylabel(label)
+    ax.grid(alpha=0.3, axis="y")
+    return _save(fig, plt, path)
+
+
+def pareto(
+    trials: Sequence[tuple[float, float]],
+    builtins: Sequence[tuple[float, float, str]],
+    chosen: tuple[float, float],
+    path: Path,
+) -> Path:
+    """Accuracy against cost: every trial (train), built-ins and the chosen policy (test)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    if trials:
+        ax.scatter(
+            [c for _, c in trials],
+            [a for a, _ in trials],
+            s=6,
+            alpha=0.3,
+            label="trials (train split)",
+        )
+    ax.scatter(
+        [c for _, c, _ in builtins],
+        [a for a, _, _ in builtins],
+        marker="s",
+        s=18,
+        color="tab:orange",
+        label="built-ins (test split)",
+    )
+    ax.scatter(
+        [chosen[1]],
+        [chosen[0]],
+        marker="*",
+        s=160,
+        color="tab:red",
+        label="trained policy (test split)",
+    )
+    ax.set_xscale("symlog", linthresh=10)
+    ax.set_xlabel("cost per query (t x test tokens + amortized sleep tokens)")
+    ax.set_ylabel("accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, plt, path)

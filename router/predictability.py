@@ -1,0 +1,133 @@
+"""Predictability estimators: the one module that imports scikit-learn.
+
+Two questions decide whether sleep-time compute pays for a query: is the
+nearest anticipated answer right (then the cached route is safe), and will the
+cheapest rung on the learned context be right (then the enriched route is). Both
+are calibrated probabilities from features the router has at request time. A
+context-level model scores a context from its sleep-time artifacts alone,
+before any query arrives. All follow scikit-learn's estimator contract (params
+stored as given, `fit` returns self, learned state ends in `_`), so `clone`,
+grid search and Optuna treat them alike.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+FORMAT_VERSION = 1
+
+QUERY_FEATURES = (
+    "similarity",
+    "second_similarity",
+    "margin",
+    "cached_support",
+    "cached_agreement",
+    "n_anticipated",
+    "context_agreement",
+    "context_consistency",
+    "truncated_passes",
+    "context_words",
+    "context_numbers",
+)
+CONTEXT_FEATURES = (
+    "n_anticipated",
+    "context_agreement",
+    "context_consistency",
+    "truncated_passes",
+    "context_words",
+    "context_numbers",
+)
+
+
+class CalibratedModel(ClassifierMixin, BaseEstimator):
+    """A calibrated binary classifier over named features."""
+
+    def __init__(
+        self,
+        kind: str = "logistic",
+        c: float = 1.0,
+        calibration: str = "sigmoid",
+        features: Sequence[str] = QUERY_FEATURES,
+    ) -> None:
+        self.kind = kind
+        self.c = c
+        self.calibration = calibration
+        self.features = features
+
+    def _base(self) -> Any:
+        if self.kind == "gbm":
+            return HistGradientBoostingClassifier(max_depth=3, max_iter=150, learning_rate=0.05)
+        return make_pipeline(StandardScaler(), LogisticRegression(C=self.c, max_iter=1000))
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> CalibratedModel:
+        y = np.asarray(y).astype(int)
+        self.classes_ = np.array([0, 1])
+        if len(np.unique(y)) < 2:  # nothing to separate: a constant, honest probability
+            self.constant_ = float(y.mean()) if len(y) else 0.0
+            self.model_ = None
+            return self
+        folds = int(min(3, np.bincount(y).min()))
+        base = self._base()
+        self.model_ = (
+            CalibratedClassifierCV(base, method=self.calibration, cv=folds) if folds >= 2 else base
+        ).fit(x, y)
+        self.constant_ = None
+        return self
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        if self.model_ is None:
+            p = np.full(len(x), self.constant_)
+            return np.column_stack([1 - p, p])
+        return self.model_.predict_proba(x)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return (self.predict_proba(x)[:, 1] >= 0.5).astype(int)
+
+
+def matrix(rows: Sequence[Any], features: Sequence[str]) -> np.ndarray:
+    """Feature matrix from objects or dicts with the named attributes ("margin" is derived)."""
+
+    def value(row: Any, name: str) -> float:
+        if name == "margin":
+            return value(row, "similarity") - value(row, "second_similarity")
+        return float(row[name] if isinstance(row, dict) else getattr(row, name))
+
+    return np.array([[value(r, f) for f in features] for r in rows], dtype=float).reshape(
+        len(rows), len(features)
+    )
+
+
+def save_models(path: Path, models: dict[str, CalibratedModel], meta: dict[str, Any]) -> Path:
+    import sklearn
+
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "sklearn_version": sklearn.__version__,
+        "models": models,
+        "meta": meta,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(payload))
+    return path
+
+
+def load_models(path: Path) -> tuple[dict[str, CalibratedModel], dict[str, Any]]:
+    """Only load files you wrote: pickle runs code. The version is checked first."""
+    payload = pickle.loads(path.read_bytes())
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: estimator format {payload.get('format_version')}, "
+            f"expected {FORMAT_VERSION}; retrain with `sleeptime predictability`"
+        )
+    return payload["models"], payload["meta"]

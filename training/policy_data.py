@@ -1,0 +1,84 @@
+"""Outcome tables -> replay table with honest estimator scores.
+
+The policy acts on the estimators' probabilities, so replay must use scores the
+estimators could have produced without seeing the query's own context: they are
+predicted out of fold (folds by context), never in-sample.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from router.predictability import CONTEXT_FEATURES, QUERY_FEATURES, CalibratedModel, matrix
+from training.outcomes import OUTCOMES, Outcome, read_outcomes
+from training.predictability_cmd import labelled_rows, load_features
+from training.replay import ReplayTable, build_table
+
+
+def load_replay_table(folders: list[Path], *, folds: int = 5, seed: int = 0) -> ReplayTable:
+    outcomes: list[Outcome] = []
+    features = []
+    for folder in folders:
+        outcomes += read_outcomes(folder / OUTCOMES)
+        features += load_features(folder)
+    low_rung = min((o.rung for o in outcomes if o.sleep_passes > 0), default=0)
+    rows = labelled_rows(outcomes, features, low_rung)
+    cached, enriched, context = out_of_fold_scores(rows, folds=folds, seed=seed)
+    return build_table(
+        outcomes,
+        features,
+        cached_confidence=cached,
+        enriched_confidence=enriched,
+        predictability=context,
+    )
+
+
+def out_of_fold_scores(
+    rows: list[dict[str, Any]], *, folds: int, seed: int
+) -> tuple[dict[tuple[str, int], float], dict[tuple[str, int], float], dict[str, float]]:
+    contexts = sorted({r["context_id"] for r in rows})
+    fold_of = {
+        c: i % folds for i, c in enumerate(np.random.default_rng(seed).permutation(contexts))
+    }
+    cached: dict[tuple[str, int], float] = {}
+    enriched: dict[tuple[str, int], float] = {}
+    per_context: dict[str, list[float]] = defaultdict(list)
+    for fold in range(folds):
+        train = [r for r in rows if fold_of[r["context_id"]] != fold]
+        held = [r for r in rows if fold_of[r["context_id"]] == fold]
+        if not held or not train:
+            continue
+        for target, feats, out in (
+            ("cached_correct", QUERY_FEATURES, cached),
+            ("low_correct", QUERY_FEATURES, enriched),
+        ):
+            model = CalibratedModel(features=feats).fit(
+                matrix(train, feats), [r[target] for r in train]
+            )
+            for r, p in zip(held, model.predict_proba(matrix(held, feats))[:, 1], strict=True):
+                out[(r["query_id"], r["sleep_passes"])] = float(p)
+        model = CalibratedModel(features=CONTEXT_FEATURES).fit(
+            matrix(train, CONTEXT_FEATURES), [r["low_correct"] for r in train]
+        )
+        for r, p in zip(
+            held, model.predict_proba(matrix(held, CONTEXT_FEATURES))[:, 1], strict=True
+        ):
+            per_context[r["context_id"]].append(float(p))
+    return cached, enriched, {c: float(np.mean(v)) for c, v in per_context.items()}
+
+
+def split_masks(
+    contexts: np.ndarray, shares: tuple[float, float, float], seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Disjoint train / validation / test context masks."""
+    order = np.random.default_rng(seed).permutation(len(contexts))
+    cut1 = round(len(contexts) * shares[0])
+    cut2 = cut1 + round(len(contexts) * shares[1])
+    masks = [np.zeros(len(contexts), dtype=bool) for _ in range(3)]
+    for mask, part in zip(masks, (order[:cut1], order[cut1:cut2], order[cut2:]), strict=True):
+        mask[part] = True
+    return masks[0], masks[1], masks[2]
