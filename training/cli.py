@@ -16,8 +16,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("training.demo", "run the main job: sleep-time vs test-time on a real problem"),
     "collect": ("training.collect", "run the benchmark grid and store an outcome table"),
     "report": ("training.report", "figures and ratios from stored outcome tables (no LLM)"),
+    "predictability": ("training.predictability_cmd", "fit and score predictability estimators"),
+    "train": ("training.train_cmd", "Optuna policy search by replay, every trial in MLflow"),
+    "evaluate": ("training.evaluate_cmd", "replay a policy file beside the built-ins"),
     "models": ("training.models_cmd", "assemble and verify the embedded models"),
     "local": ("training.local_cmd", "serve the embedded model on 127.0.0.1 until Ctrl-C"),
+    "serve": ("training.serve_cmd", "the OpenAI-compatible proxy with sleep-time compute"),
+    "bench": ("training.bench_proxy", "`bench proxy`: the proxy's overhead against a direct call"),
 }
 
 

@@ -195,7 +195,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sleep-max-tokens", type=int, default=SleepBudget.max_tokens)
     parser.add_argument("--sleep-prompt", default=SleepBudget.prompt, choices=sorted(TEMPLATES))
     parser.add_argument("--concurrency", type=int, default=2)
-    parser.add_argument("--skip-no-context", action="store_true", default=True)
+    parser.add_argument(
+        "--include-no-context",
+        action="store_true",
+        help="also run problems with an empty context (nothing to think about at sleep time)",
+    )
     parser.add_argument("--local-model", default=None)
     parser.add_argument("--upstream-url", default=None)
     parser.add_argument("--upstream-key", default=None)
@@ -221,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     report = LoadReport()
     problems = load_dataset(args.dataset, report=report)
-    problems = [p for p in problems if p.has_context or not args.skip_no_context]
+    problems = [p for p in problems if p.has_context or args.include_no_context]
     problems = problems[args.offset : args.offset + args.limit if args.limit else None]
     plan = CollectPlan(
         _ints(args.sleep_budgets),

@@ -1,0 +1,191 @@
+"""`create_app(config)`: the OpenAI-compatible proxy as a FastAPI app.
+
+Nothing starts when the app is built. The lifespan (uvicorn's startup and
+shutdown, or a TestClient's `with`) starts, in order, the embedded model when
+no upstream URL is set, the upstream client, the store, the record writer and
+the sleep-time worker, and stops them in reverse: the worker first, then the
+writer (which flushes every queued record), the store, and the model last.
+
+Injected parts (`forwarder`, `store`, `router`, `sleep_backend`) belong to the
+caller, who closes them; the app closes only what it built.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from anyio import to_thread
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException
+
+from router.forward import Forwarder
+from router.local_server import start_local_server
+from router.proxy import routes
+from router.proxy.chat import chat_completions
+from router.proxy.config import ProxyConfig
+from router.proxy.errors import ApiError
+from router.proxy.routing import ROUTERS, Router
+from router.proxy.state import ProxyState
+from router.proxy.tenants import Tenants
+from router.settings import Settings
+from router.sleep import ChatBackend
+from router.store.base import SleepJob, Store
+from router.store.sqlite import SqliteStore
+from router.upstream import OpenAIBackend, RetryPolicy
+from router.worker import SleepBudgetFn, SleepWorker, fixed_budget
+
+log = logging.getLogger("sleeptime.proxy")
+# FastAPI's built-in OpenTelemetry costs about 50 us a request; /metrics covers what it would.
+NO_TELEMETRY: Any = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What a caller may inject instead of letting the lifespan build it."""
+
+    forwarder: Forwarder | None = None
+    store: Store | None = None
+    router: Router | None = None
+    sleep_backend: ChatBackend | None = None
+    budget: SleepBudgetFn | None = None
+
+
+def create_app(
+    config: ProxyConfig | Settings,
+    *,
+    forwarder: Forwarder | None = None,
+    store: Store | None = None,
+    router: Router | None = None,
+    sleep_backend: ChatBackend | None = None,
+    budget: SleepBudgetFn | None = None,
+) -> FastAPI:
+    if isinstance(config, Settings):
+        config = ProxyConfig.from_settings(config)
+    parts = Parts(forwarder, store, router, sleep_backend, budget)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            app.state.proxy = await _start(config, parts, stack)
+            yield
+
+    app = FastAPI(title="sleeptime", version="0.1.0", lifespan=lifespan, telemetry=NO_TELEMETRY)
+    _add_routes(app)
+    _add_error_handlers(app)
+    return app
+
+
+def _add_routes(app: FastAPI) -> None:
+    # A plain Starlette route for the hot path: no dependency solving per request.
+    app.router.add_route("/v1/chat/completions", chat_completions, methods=["POST"])
+    app.add_api_route("/v1/models", routes.models, methods=["GET"])
+    app.add_api_route("/v1/contexts", routes.register_context, methods=["POST"])
+    app.add_api_route("/v1/contexts/{context_id}", routes.get_context, methods=["GET"])
+    app.add_api_route("/v1/feedback", routes.feedback, methods=["POST"])
+    app.add_api_route("/health", routes.health, methods=["GET"])
+    app.add_api_route("/metrics", routes.metrics, methods=["GET"])
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return exc.response()
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = "not_found" if exc.status_code == 404 else None
+        return ApiError(exc.status_code, str(exc.detail), code=code).response()
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        return ApiError(400, f"invalid request: {exc}", code="invalid_value").response()
+
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error in %s %s", request.method, request.url.path)
+        message = "internal error in the sleeptime proxy"
+        return ApiError(500, message, type="server_error", code="internal_error").response()
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, internal_error)
+
+
+async def _start(config: ProxyConfig, parts: Parts, stack: contextlib.AsyncExitStack) -> ProxyState:
+    forwarder, model = await _upstream(config, parts, stack)
+    store = parts.store
+    if store is None:
+        store = SqliteStore(config.database)
+        stack.callback(store.close)
+    store.requeue_running()
+    router = parts.router or ROUTERS[config.router]()
+    tenants = Tenants.from_file(config.salt_file)
+    state = ProxyState(config, forwarder, store, router, tenants, upstream_model=model)
+    state.writer.start()
+    stack.callback(state.writer.close)
+    if config.sleep_enabled:
+        await _start_worker(config, parts, state, stack)
+    return state
+
+
+async def _upstream(
+    config: ProxyConfig, parts: Parts, stack: contextlib.AsyncExitStack
+) -> tuple[Forwarder, str]:
+    settings = config.settings
+    if parts.forwarder is not None:
+        return parts.forwarder, settings.upstream_model
+    base_url, model = settings.upstream_url, settings.upstream_model
+    if settings.uses_local_model:
+        server = await to_thread.run_sync(lambda: start_local_server(settings, on_status=log.info))
+        stack.callback(server.stop)
+        base_url, model = server.base_url, server.model
+    retry = RetryPolicy(max_retries=settings.upstream_max_retries)
+    forwarder = Forwarder(
+        base_url,
+        settings.upstream_key or None,
+        timeout_s=settings.upstream_timeout_s,
+        retry=retry,
+        max_connections=config.max_connections,
+    )
+    stack.push_async_callback(forwarder.aclose)
+    return forwarder, model
+
+
+async def _start_worker(
+    config: ProxyConfig, parts: Parts, state: ProxyState, stack: contextlib.AsyncExitStack
+) -> None:
+    backend = parts.sleep_backend
+    if backend is None:
+        settings = config.settings
+        retry = RetryPolicy(max_retries=settings.upstream_max_retries)
+        built = OpenAIBackend(
+            state.forwarder.base_url,
+            settings.upstream_key or None,
+            timeout_s=settings.upstream_timeout_s,
+            retry=retry,
+        )
+        stack.callback(built.close)
+        backend = built
+    budget = parts.budget or fixed_budget(config.sleep_passes, config.sleep_max_tokens)
+
+    def finished(job: SleepJob, outcome: str, sleep_tokens: int) -> None:
+        state.forget(job.tenant, job.context_id)
+        state.metrics.sleep_jobs.labels(outcome).inc()
+        state.metrics.sleep_tokens.inc(sleep_tokens)
+
+    worker = SleepWorker(
+        state.store,
+        backend,
+        state.upstream_model,
+        is_idle=state.is_idle,
+        budget=budget,
+        on_finished=finished,
+    )
+    state.worker = worker
+    worker.start()
+    stack.push_async_callback(worker.stop)

@@ -1,0 +1,226 @@
+"""POST /v1/chat/completions: parse, identify the context, route, forward, record.
+
+The hot path does, in order: read and check the body, hash the context part,
+one indexed SQLite read (the tenant's context record), the router's decision,
+the upstream call, and a queue append for the record. The request body goes
+out as the client's own bytes unless something had to change (the model
+alias, the sleeptime metadata key, enrichment, stream usage).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from fastapi import Request
+from fastapi.responses import Response, StreamingResponse
+
+from router.errors import UpstreamError
+from router.proxy import synth
+from router.proxy.contexts import HEADER, ContextRef, explicit_name, identify
+from router.proxy.errors import ApiError, from_upstream
+from router.proxy.parsing import CONTEXT_KEY, ChatRequest, parse_chat, read_body
+from router.proxy.relay import StreamRelay
+from router.proxy.routing import PASS_THROUGH, RouteDecision
+from router.proxy.state import ProxyState
+from router.store.base import ContextRecord, RequestRecord
+
+CHAT_PATH = "/chat/completions"
+
+
+@dataclass
+class Exchange:
+    """One request on its way through, and what its record will say."""
+
+    state: ProxyState
+    tenant: str
+    request_id: str
+    started: float = field(default_factory=time.perf_counter)
+    ref: ContextRef | None = None
+    context: ContextRecord | None = None
+    decision: RouteDecision = PASS_THROUGH
+    model: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        headers = {"X-Request-Id": self.request_id, "X-Sleeptime-Route": self.decision.route}
+        if self.ref is not None:
+            headers["X-Sleeptime-Context"] = self.ref.context_id
+            version = self.context.version if self.context is not None else 1
+            headers["X-Sleeptime-Context-Version"] = str(version)
+        if self.decision.rung:
+            headers["X-Sleeptime-Rung"] = self.decision.rung
+        if self.decision.scores:
+            headers["X-Sleeptime-Scores"] = json.dumps(
+                dict(self.decision.scores), separators=(",", ":")
+            )
+        return headers
+
+    def finish(self, status: int, error_code: str | None = None, *, usage: Any = None) -> None:
+        prompt, completion, cached = _tokens(usage)
+        seconds = time.perf_counter() - self.started
+        route = self.decision.route
+        self.state.metrics.observe(route, status, seconds)
+        self.state.metrics.count_tokens(prompt, completion, cached)
+        self.state.record(
+            RequestRecord(
+                tenant=self.tenant,
+                request_id=self.request_id,
+                time=time.time(),
+                route=route,
+                status=status,
+                context_id=self.ref.context_id if self.ref else None,
+                context_version=self.context.version if self.context else None,
+                rung=self.decision.rung,
+                model=self.model,
+                prompt_tokens=prompt,
+                completion_tokens=completion,
+                cached_tokens=cached,
+                latency_ms=seconds * 1000.0,
+                cost=self.state.cost(completion),
+                error_code=error_code,
+            )
+        )
+
+    def fail(self, error: ApiError) -> Response:
+        self.finish(error.status, error_code=error.code)
+        return error.response({"X-Request-Id": self.request_id})
+
+
+async def chat_completions(request: Request) -> Response:
+    state: ProxyState = request.app.state.proxy
+    authorization = request.headers.get("authorization")
+    exchange = Exchange(state, state.tenants.identify(authorization), state.new_request_id())
+    try:
+        chat = parse_chat(await read_body(request, state.config.max_body_bytes))
+        name = explicit_name(request.headers.get(HEADER), chat.context_name)
+    except ApiError as error:
+        return exchange.fail(error)
+    exchange.ref, query = identify(chat.messages, name)
+    exchange.context = state.lookup(exchange.tenant, exchange.ref)
+    exchange.decision, messages = state.route(
+        exchange.tenant, exchange.context, query, chat.messages
+    )
+    try:
+        body, strip_usage = await _outgoing(state, exchange, chat, messages)
+    except (UpstreamError, LookupError) as exc:
+        return exchange.fail(_model_error(exc))
+    if exchange.decision.route == "cached" and exchange.decision.answer is not None:
+        return _cached(exchange, chat, exchange.decision.answer)
+    if chat.stream:
+        return await _stream(exchange, body, strip_usage)
+    return await _complete(exchange, body)
+
+
+async def _complete(exchange: Exchange, body: bytes) -> Response:
+    state = exchange.state
+    state.begin()
+    try:
+        answer = await state.forwarder.post(CHAT_PATH, body)
+    except UpstreamError as exc:
+        return exchange.fail(from_upstream(exc))
+    finally:
+        state.end()
+    exchange.finish(answer.status, usage=answer.data.get("usage"))
+    return Response(
+        answer.content, answer.status, exchange.headers(), media_type="application/json"
+    )
+
+
+async def _stream(exchange: Exchange, body: bytes, strip_usage: bool) -> Response:
+    state = exchange.state
+    state.begin()
+    try:
+        upstream = await state.forwarder.open_stream(CHAT_PATH, body)
+    except UpstreamError as exc:
+        state.end()
+        return exchange.fail(from_upstream(exc))
+    return _RelayResponse(exchange, StreamRelay(upstream, strip_usage=strip_usage))
+
+
+class _RelayResponse(StreamingResponse):
+    """Cleans up in `__call__`, not in the body iterator, which never starts at all when the
+    client leaves before the first event: the connection, the in-flight count and the
+    record are settled the same way however the stream ends."""
+
+    def __init__(self, exchange: Exchange, relay: StreamRelay) -> None:
+        self._events = relay.events()
+        super().__init__(self._events, headers=exchange.headers(), media_type="text/event-stream")
+        self._exchange = exchange
+        self._relay = relay
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._events.aclose()
+                await self._relay.aclose()
+            self._exchange.state.end()
+            self._exchange.finish(*self._relay.outcome(), usage=self._relay.usage)
+
+
+def _cached(exchange: Exchange, chat: ChatRequest, answer: str) -> Response:
+    model, request_id = exchange.model or "sleeptime", exchange.request_id
+    if chat.stream:
+        events = synth.stream_events(request_id, model, answer, chat.include_usage)
+        exchange.finish(200, usage=synth.usage(answer))
+        return StreamingResponse(
+            iter(events), headers=exchange.headers(), media_type="text/event-stream"
+        )
+    body = synth.completion(request_id, model, answer)
+    exchange.finish(200, usage=body["usage"])
+    return Response(
+        json.dumps(body).encode(), 200, exchange.headers(), media_type="application/json"
+    )
+
+
+async def _outgoing(
+    state: ProxyState,
+    exchange: Exchange,
+    chat: ChatRequest,
+    messages: list[dict[str, Any]] | None,
+) -> tuple[bytes, bool]:
+    """(body to send, whether the proxy added stream usage the client did not ask for)."""
+    body = chat.body
+    changes: dict[str, Any] = {}
+    model = body.get("model")
+    if not model or model == "sleeptime":
+        model = changes["model"] = await state.upstream_model()
+    exchange.model = model
+    if messages is not None:
+        changes["messages"] = messages
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict) and CONTEXT_KEY in metadata:
+        changes["metadata"] = {k: v for k, v in metadata.items() if k != CONTEXT_KEY} or None
+    add_usage = chat.stream and not chat.include_usage and state.config.stream_usage
+    if add_usage:
+        changes["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+    if not changes:
+        return chat.raw, False
+    merged = {k: v for k, v in {**body, **changes}.items() if v is not None or k not in changes}
+    return json.dumps(merged).encode(), add_usage
+
+
+def _model_error(exc: Exception) -> ApiError:
+    message = f"cannot resolve the upstream model for 'sleeptime': {exc}"
+    return ApiError(502, message, type="upstream_error", code="upstream_model_unknown")
+
+
+def _tokens(usage: Any) -> tuple[int, int, int]:
+    """(prompt, completion, cached) from an upstream's usage, whatever shape it came in."""
+    if not isinstance(usage, dict):
+        return 0, 0, 0
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+    return (
+        _count(usage.get("prompt_tokens")),
+        _count(usage.get("completion_tokens")),
+        _count(cached),
+    )
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

@@ -1,0 +1,57 @@
+"""Prometheus metrics, one registry per app so that apps (and tests) never share counters."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "sleeptime_requests",
+            "Chat requests by route and HTTP status",
+            ["route", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "sleeptime_request_latency_seconds",
+            "Chat request latency as the client saw it",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter("sleeptime_tokens", "Test-time tokens by kind", ["kind"], registry=r)
+        self.fallbacks = Counter(
+            "sleeptime_router_fallbacks",
+            "Requests sent as pass-through after a router error",
+            registry=r,
+        )
+        self.sleep_jobs = Counter(
+            "sleeptime_sleep_jobs", "Finished sleep-time jobs by outcome", ["outcome"], registry=r
+        )
+        self.sleep_tokens = Counter("sleeptime_sleep_tokens", "Sleep-time tokens", registry=r)
+        self.inflight = Gauge("sleeptime_inflight", "Chat requests in flight", registry=r)
+        self.records_dropped = Gauge(
+            "sleeptime_records_dropped",
+            "Records dropped because the writer queue was full",
+            registry=r,
+        )
+
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
+
+    def count_tokens(self, prompt: int, completion: int, cached: int) -> None:
+        self.tokens.labels("prompt").inc(prompt)
+        self.tokens.labels("completion").inc(completion)
+        self.tokens.labels("cached").inc(cached)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,115 @@
+"""Relaying an upstream SSE stream to the client, event by event, as events arrive.
+
+On the way through, the relay reads just enough to keep a record: the usage
+(from the chunk that carries it) and whether the answer finished. Events are
+inspected by substring first and parsed only when they may carry usage, so a
+long answer costs one `bytes.find` per event.
+
+If the proxy asked the upstream for usage on the client's behalf
+(`stream_options.include_usage`, for its records), the usage-only chunk is
+dropped, so the client receives exactly the stream it asked for.
+
+A stream that breaks after its first byte cannot change its HTTP status any
+more. It ends with one OpenAI-style error event and then `data: [DONE]`:
+
+    data: {"error": {"message": "...", "type": "upstream_error", "param": null, "code": "..."}}
+
+    data: [DONE]
+
+The openai SDK raises `APIError` on such an event, so a client never takes a
+half answer for a whole one. The same happens when the upstream ends without
+a finish_reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from router.errors import UpstreamError
+from router.forward import DONE_EVENT, UpstreamStream
+from router.proxy.errors import ApiError, from_upstream, sse_error_event
+
+_FINISHED = re.compile(rb'"finish_reason"\s*:\s*"')
+
+
+class StreamRelay:
+    def __init__(self, upstream: UpstreamStream, *, strip_usage: bool = False) -> None:
+        self.upstream = upstream
+        self.strip_usage = strip_usage
+        self.usage: dict[str, Any] | None = None
+        self.error: ApiError | None = None
+        self.finished = False  # a finish_reason went by
+        self.done = False  # the upstream's [DONE] went by
+        self.complete = False  # the client was sent the whole stream, [DONE] included
+
+    async def events(self) -> AsyncGenerator[bytes, None]:
+        try:
+            async for event in self.upstream.events():
+                if self._keep(event):
+                    yield event
+        except UpstreamError as exc:
+            self.error = from_upstream(exc)
+            yield sse_error_event(self.error)
+        if not self.done:
+            if self.error is None and not self.finished:
+                self.error = _incomplete()
+                yield sse_error_event(self.error)
+            yield DONE_EVENT
+        self.complete = True
+
+    def outcome(self) -> tuple[int, str | None]:
+        """(status, error code) for the record; 499 when the client left first."""
+        if self.error is not None:
+            return self.error.status, self.error.code
+        return (200, None) if self.complete else (499, "client_closed")
+
+    async def aclose(self) -> None:
+        await self.upstream.aclose()
+
+    def _keep(self, event: bytes) -> bool:
+        if b"[DONE]" in event and _data(event) == b"[DONE]":
+            self.done = True
+            return True
+        if not self.finished and _FINISHED.search(event):
+            self.finished = True
+        if b'"usage"' in event or b'"error"' in event:
+            return self._inspect(_json(event))
+        return True
+
+    def _inspect(self, chunk: dict[str, Any]) -> bool:
+        error = chunk.get("error")
+        if isinstance(error, dict):  # the upstream's own error event, relayed as it is
+            self.error = ApiError(
+                502, str(error.get("message")), type="upstream_error", code="upstream_stream_error"
+            )
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.usage = usage
+            return not (self.strip_usage and not chunk.get("choices"))
+        return True
+
+
+def _incomplete() -> ApiError:
+    return ApiError(
+        502,
+        "the upstream stream ended before its answer was complete",
+        type="upstream_error",
+        code="upstream_bad_response",
+    )
+
+
+def _data(event: bytes) -> bytes:
+    """The payload of an event's `data:` lines (joined as SSE joins them)."""
+    lines = [line[5:].strip() for line in event.splitlines() if line.startswith(b"data:")]
+    return b"\n".join(lines)
+
+
+def _json(event: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(_data(event))
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

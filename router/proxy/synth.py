@@ -1,0 +1,57 @@
+"""Answers the proxy writes itself (the "cached" route), shaped like an upstream's."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from router.forward import DONE_EVENT
+from router.upstream import estimate_tokens
+
+
+def completion(request_id: str, model: str, answer: str) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-{request_id}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": answer},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": usage(answer),
+    }
+
+
+def usage(answer: str) -> dict[str, int]:
+    """No upstream tokens were spent; the answer's own length is the only test-time cost."""
+    completion_tokens = estimate_tokens(answer)
+    return {
+        "prompt_tokens": 0,
+        "completion_tokens": completion_tokens,
+        "total_tokens": completion_tokens,
+    }
+
+
+def stream_events(request_id: str, model: str, answer: str, include_usage: bool) -> list[bytes]:
+    base = {
+        "id": f"chatcmpl-{request_id}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+    }
+    chunks: list[dict[str, Any]] = [
+        {**base, "choices": [_choice({"role": "assistant", "content": answer}, None)]},
+        {**base, "choices": [_choice({}, "stop")]},
+    ]
+    if include_usage:
+        chunks.append({**base, "choices": [], "usage": usage(answer)})
+    return [b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks] + [DONE_EVENT]
+
+
+def _choice(delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
+    return {"index": 0, "delta": delta, "finish_reason": finish_reason}

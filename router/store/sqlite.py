@@ -1,0 +1,325 @@
+"""The default store: one SQLite file in WAL mode.
+
+WAL lets the event loop read while the background writer writes. Each thread
+gets its own connection (sqlite3 connections are not shared safely), and one
+lock serializes write transactions so writers queue in Python instead of
+spinning on SQLITE_BUSY. `synchronous=NORMAL` is WAL's durable-on-checkpoint
+mode: a power cut may lose the last transactions, never corrupt the file.
+
+The schema is versioned in the `meta` table; a file written by a newer version
+of this code is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from router.store.base import (
+    ContextRecord,
+    Learned,
+    RequestRecord,
+    SleepJob,
+    Source,
+    StoreError,
+)
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS requests (
+    tenant TEXT NOT NULL, request_id TEXT NOT NULL, time REAL NOT NULL, route TEXT NOT NULL,
+    status INTEGER NOT NULL, context_id TEXT, context_version INTEGER, rung TEXT, model TEXT,
+    prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+    cached_tokens INTEGER NOT NULL, latency_ms REAL NOT NULL, cost REAL NOT NULL, error_code TEXT,
+    PRIMARY KEY (tenant, request_id));
+CREATE TABLE IF NOT EXISTS contexts (
+    tenant TEXT NOT NULL, context_id TEXT NOT NULL, version INTEGER NOT NULL, text TEXT NOT NULL,
+    source TEXT NOT NULL, seen INTEGER NOT NULL, sleep_status TEXT, learned TEXT,
+    anticipated TEXT, sleep_tokens INTEGER NOT NULL DEFAULT 0, error TEXT, updated REAL NOT NULL,
+    PRIMARY KEY (tenant, context_id));
+CREATE TABLE IF NOT EXISTS sleep_jobs (
+    job_id INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, context_id TEXT NOT NULL,
+    version INTEGER NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT, created REAL NOT NULL, updated REAL NOT NULL,
+    UNIQUE (tenant, context_id, version));
+CREATE INDEX IF NOT EXISTS sleep_jobs_status ON sleep_jobs (status, job_id);
+CREATE TABLE IF NOT EXISTS feedback (
+    tenant TEXT NOT NULL, request_id TEXT NOT NULL, correct INTEGER NOT NULL, time REAL NOT NULL,
+    PRIMARY KEY (tenant, request_id));
+"""
+_RECORD_COLUMNS = ", ".join(f.name for f in dataclasses.fields(RequestRecord))
+_CONTEXT_COLUMNS = ", ".join(f.name for f in dataclasses.fields(ContextRecord))
+_JOB_COLUMNS = "job_id, tenant, context_id, version, status, attempts, error"
+_ANY_QUEUED = "SELECT 1 FROM sleep_jobs WHERE status = 'queued' LIMIT 1"
+
+
+class SqliteStore:
+    def __init__(self, path: Path | str, *, timeout_s: float = 10.0) -> None:
+        self.path = Path(path)
+        self._timeout_s = timeout_s
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._write_lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._migrate()
+
+    # Requests and feedback.
+
+    def add_records(self, records: Sequence[RequestRecord]) -> None:
+        marks = ", ".join("?" * len(dataclasses.fields(RequestRecord)))
+        sql = f"INSERT OR REPLACE INTO requests ({_RECORD_COLUMNS}) VALUES ({marks})"
+        with self._write() as db:
+            db.executemany(sql, [dataclasses.astuple(r) for r in records])
+
+    def get_record(self, tenant: str, request_id: str) -> RequestRecord | None:
+        sql = f"SELECT {_RECORD_COLUMNS} FROM requests WHERE tenant = ? AND request_id = ?"
+        row = self._read().execute(sql, (tenant, request_id)).fetchone()
+        return RequestRecord(*row) if row else None
+
+    def add_feedback(self, tenant: str, request_id: str, correct: bool) -> bool:
+        with self._write() as db:
+            if not _exists(db, "requests", tenant, request_id):
+                return False
+            db.execute(
+                "INSERT OR REPLACE INTO feedback VALUES (?, ?, ?, ?)",
+                (tenant, request_id, int(correct), time.time()),
+            )
+        return True
+
+    def get_feedback(self, tenant: str, request_id: str) -> bool | None:
+        sql = "SELECT correct FROM feedback WHERE tenant = ? AND request_id = ?"
+        row = self._read().execute(sql, (tenant, request_id)).fetchone()
+        return bool(row[0]) if row else None
+
+    # Contexts.
+
+    def sight_context(
+        self, tenant: str, context_id: str, text: str, source: Source, times: int = 1
+    ) -> ContextRecord:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO contexts (tenant, context_id, version, text, source, seen, updated)"
+                " VALUES (?, ?, 1, ?, ?, ?, ?) ON CONFLICT (tenant, context_id)"
+                " DO UPDATE SET seen = seen + excluded.seen",
+                (tenant, context_id, text, source, times, time.time()),
+            )
+            return _context(db, tenant, context_id)
+
+    def register_context(self, tenant: str, context_id: str, text: str) -> ContextRecord:
+        with self._write() as db:
+            known = _context_or_none(db, tenant, context_id)
+            if known is None:
+                db.execute(
+                    "INSERT INTO contexts (tenant, context_id, version, text, source, seen,"
+                    " updated) VALUES (?, ?, 1, ?, 'explicit', 0, ?)",
+                    (tenant, context_id, text, time.time()),
+                )
+            elif known.text != text:
+                _new_version(db, known, text)
+            return _context(db, tenant, context_id)
+
+    def get_context(self, tenant: str, context_id: str) -> ContextRecord | None:
+        return _context_or_none(self._read(), tenant, context_id)
+
+    # Sleep-time jobs.
+
+    def queue_sleep(self, tenant: str, context_id: str, version: int) -> bool:
+        now = time.time()
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO sleep_jobs (tenant, context_id, version, status, created,"
+                " updated) VALUES (?, ?, ?, 'queued', ?, ?)",
+                (tenant, context_id, version, now, now),
+            )
+            if cursor.rowcount:
+                _set_context_status(db, tenant, context_id, version, "queued")
+            return bool(cursor.rowcount)
+
+    def claim_job(self) -> SleepJob | None:
+        """An idle worker asks often: a read answers "nothing queued" without a write lock."""
+        if self._read().execute(_ANY_QUEUED).fetchone() is None:
+            return None
+        with self._write() as db:
+            row = db.execute(
+                f"SELECT {_JOB_COLUMNS} FROM sleep_jobs WHERE status = 'queued'"
+                " ORDER BY job_id LIMIT 1"
+            ).fetchone()
+            if row is None:
+                return None
+            job = SleepJob(*row)
+            db.execute(
+                "UPDATE sleep_jobs SET status = 'running', attempts = attempts + 1, updated = ?"
+                " WHERE job_id = ?",
+                (time.time(), job.job_id),
+            )
+            _set_context_status(db, job.tenant, job.context_id, job.version, "running")
+            return dataclasses.replace(job, status="running", attempts=job.attempts + 1)
+
+    def finish_job(self, job: SleepJob, learned: Learned) -> None:
+        """A context re-registered while its job ran keeps its new version's state."""
+        with self._write() as db:
+            _set_job(db, job.job_id, "done", None)
+            db.execute(
+                "UPDATE contexts SET learned = ?, anticipated = ?, sleep_tokens = ?,"
+                " sleep_status = 'done', error = NULL, updated = ?"
+                " WHERE tenant = ? AND context_id = ? AND version = ?",
+                (
+                    learned.text,
+                    json.dumps(learned.anticipated),
+                    learned.sleep_tokens,
+                    time.time(),
+                    job.tenant,
+                    job.context_id,
+                    job.version,
+                ),
+            )
+
+    def fail_job(self, job: SleepJob, reason: str) -> None:
+        with self._write() as db:
+            _set_job(db, job.job_id, "failed", reason)
+            db.execute(
+                "UPDATE contexts SET sleep_status = 'failed', error = ?, updated = ?"
+                " WHERE tenant = ? AND context_id = ? AND version = ?",
+                (reason, time.time(), job.tenant, job.context_id, job.version),
+            )
+
+    def requeue_running(self) -> int:
+        with self._write() as db:
+            cursor = db.execute("UPDATE sleep_jobs SET status = 'queued' WHERE status = 'running'")
+            db.execute("UPDATE contexts SET sleep_status = 'queued' WHERE sleep_status = 'running'")
+            return cursor.rowcount
+
+    def job_counts(self) -> dict[str, int]:
+        rows = self._read().execute("SELECT status, COUNT(*) FROM sleep_jobs GROUP BY status")
+        return {status: count for status, count in rows}
+
+    # Housekeeping.
+
+    def integrity_problems(self) -> list[str]:
+        rows = self._read().execute("PRAGMA integrity_check").fetchall()
+        problems = [row[0] for row in rows if row[0] != "ok"]
+        version = self._schema_version(self._read())
+        if version != SCHEMA_VERSION:
+            problems.append(f"schema version {version}, expected {SCHEMA_VERSION}")
+        return problems
+
+    def close(self) -> None:
+        """Closes every thread's connection; a thread that reads afterwards reopens its own."""
+        with self._write_lock:
+            connections, self._connections = self._connections, []
+            self._local = threading.local()
+        for connection in connections:
+            connection.close()
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(
+                self.path, timeout=self._timeout_s, isolation_level=None, check_same_thread=False
+            )
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+        return db
+
+    def _read(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self._connect()
+            with self._write_lock:
+                self._connections.append(db)
+        return db
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        db = self._read()
+        with self._write_lock:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        """Idempotent: every statement is CREATE ... IF NOT EXISTS, safe to race another process."""
+        try:
+            self._read().executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is not a usable sleeptime store: {exc}") from exc
+        with self._write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+            version = self._schema_version(db)
+            if version is not None and version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema version {version}; this sleeptime knows "
+                    f"{SCHEMA_VERSION}: upgrade sleeptime or use another --db"
+                )
+
+    @staticmethod
+    def _schema_version(db: sqlite3.Connection) -> int | None:
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else None
+
+
+def _exists(db: sqlite3.Connection, table: str, tenant: str, request_id: str) -> bool:
+    sql = f"SELECT 1 FROM {table} WHERE tenant = ? AND request_id = ?"
+    return db.execute(sql, (tenant, request_id)).fetchone() is not None
+
+
+def _context_or_none(db: sqlite3.Connection, tenant: str, context_id: str) -> ContextRecord | None:
+    sql = f"SELECT {_CONTEXT_COLUMNS} FROM contexts WHERE tenant = ? AND context_id = ?"
+    row = db.execute(sql, (tenant, context_id)).fetchone()
+    if row is None:
+        return None
+    values = list(row)
+    values[8] = json.loads(values[8]) if values[8] else None  # anticipated
+    return ContextRecord(*values)
+
+
+def _context(db: sqlite3.Connection, tenant: str, context_id: str) -> ContextRecord:
+    record = _context_or_none(db, tenant, context_id)
+    assert record is not None, "written in the same transaction"
+    return record
+
+
+def _new_version(db: sqlite3.Connection, known: ContextRecord, text: str) -> None:
+    """What was learned about the old text says nothing reliable about the new one."""
+    db.execute(
+        "UPDATE contexts SET version = version + 1, text = ?, source = 'explicit',"
+        " sleep_status = NULL, learned = NULL, anticipated = NULL, sleep_tokens = 0,"
+        " error = NULL, updated = ? WHERE tenant = ? AND context_id = ?",
+        (text, time.time(), known.tenant, known.context_id),
+    )
+    db.execute(
+        "UPDATE sleep_jobs SET status = 'superseded', updated = ?"
+        " WHERE tenant = ? AND context_id = ? AND status = 'queued'",
+        (time.time(), known.tenant, known.context_id),
+    )
+
+
+def _set_job(db: sqlite3.Connection, job_id: int, status: str, error: str | None) -> None:
+    db.execute(
+        "UPDATE sleep_jobs SET status = ?, error = ?, updated = ? WHERE job_id = ?",
+        (status, error, time.time(), job_id),
+    )
+
+
+def _set_context_status(
+    db: sqlite3.Connection, tenant: str, context_id: str, version: int, status: str
+) -> None:
+    db.execute(
+        "UPDATE contexts SET sleep_status = ?, updated = ?"
+        " WHERE tenant = ? AND context_id = ? AND version = ?",
+        (status, time.time(), tenant, context_id, version),
+    )

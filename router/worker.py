@@ -1,0 +1,178 @@
+"""The sleep-time worker: thinks about queued contexts while the upstream is idle.
+
+One asyncio task takes jobs from the store's persisted queue, one at a time,
+and runs their sleep-time passes (`router.sleep.sleep_pass`, synchronous, over
+`router.upstream.OpenAIBackend`) in a daemon thread, so the event loop keeps
+serving users and a shutdown never waits for a pass to finish: a job cut short
+stays "running" in the store and is queued again at the next start.
+
+Users come first. A pass starts only while `is_idle()` holds (by default: no
+test-time request in flight), and the worker checks again between passes. A
+failing pass marks its job (and context) "failed" with the reason; it never
+reaches a user's request, which runs on its own code path.
+
+How much to think about a context is the policy's call: `budget(context)`
+returns a `SleepBudget` (a fixed number of passes until a policy gives one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from router.sleep import ChatBackend, LearnedContext, SleepBudget, learned_context, sleep_pass
+from router.store.base import ContextRecord, Learned, SleepJob, Store
+
+T = TypeVar("T")
+SleepBudgetFn = Callable[[ContextRecord], SleepBudget]
+log = logging.getLogger("sleeptime.worker")
+
+
+def fixed_budget(passes: int = 1, max_tokens: int = 768) -> SleepBudgetFn:
+    budget = SleepBudget(passes=passes, max_tokens=max_tokens)
+    return lambda context: budget
+
+
+class SleepWorker:
+    def __init__(
+        self,
+        store: Store,
+        backend: ChatBackend,
+        model: str | Callable[[], Awaitable[str]],
+        *,
+        is_idle: Callable[[], bool] = lambda: True,
+        budget: SleepBudgetFn | None = None,
+        poll_s: float = 0.5,
+        on_finished: Callable[[SleepJob, str, int], None] = lambda job, outcome, tokens: None,
+    ) -> None:
+        self.store = store
+        self.backend = backend
+        self.budget = budget or fixed_budget()
+        self.is_idle = is_idle
+        self.poll_s = poll_s
+        self.on_finished = on_finished
+        self._model = model
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._thread = 0
+
+    def start(self) -> asyncio.Task[None]:
+        self._bind()
+        self._task = asyncio.create_task(self.run(), name="sleeptime-sleep-worker")
+        return self._task
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    def wake(self) -> None:
+        """Safe from any thread: a job was queued or the upstream may have become idle.
+        From the loop's own thread (every request's end) it costs no syscall."""
+        if self._loop is None or self._wake is None or self._loop.is_closed():
+            return
+        if threading.get_ident() == self._thread:
+            self._wake.set()
+        else:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def run(self) -> None:
+        self._bind()
+        while True:
+            await self.until_idle()
+            try:
+                job = self.store.claim_job()
+                if job is not None:
+                    await self.process(job)
+                    continue
+            except Exception:  # a store hiccup: try again later rather than stop sleeping
+                log.exception("sleep-time worker: the store failed; trying again later")
+            await self._nap()
+
+    async def process(self, job: SleepJob) -> str:
+        """Returns the outcome: "done", "failed" or "superseded" (a newer version exists)."""
+        context = self.store.get_context(job.tenant, job.context_id)
+        if context is None or context.version != job.version or not context.text.strip():
+            self.store.fail_job(job, "superseded: the context changed or has no text")
+            return self._finished(job, "superseded", 0)
+        try:
+            learned = await self._sleep(context)
+        except Exception as exc:  # any failure of sleep-time work stays here
+            log.warning("sleep-time job %s failed: %r", job.job_id, exc)
+            self.store.fail_job(job, f"{type(exc).__name__}: {exc}")
+            return self._finished(job, "failed", 0)
+        self.store.finish_job(job, _stored(learned))
+        return self._finished(job, "done", learned.sleep_tokens)
+
+    async def until_idle(self) -> None:
+        self._bind()
+        while not self.is_idle():
+            await self._nap()
+
+    async def _sleep(self, context: ContextRecord) -> LearnedContext:
+        budget = self.budget(context)
+        model = await self._model_name()
+        passes = []
+        for index in range(budget.passes):
+            await self.until_idle()  # yield to users between passes
+            one = await _in_daemon_thread(
+                sleep_pass, self.backend, model, context.text, index, budget
+            )
+            passes.append(one)
+        return learned_context(passes)
+
+    async def _model_name(self) -> str:
+        return self._model if isinstance(self._model, str) else await self._model()
+
+    async def _nap(self) -> None:
+        assert self._wake is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.poll_s)
+        self._wake.clear()
+
+    def _bind(self) -> None:
+        if self._wake is None:
+            self._loop = asyncio.get_running_loop()
+            self._thread = threading.get_ident()
+            self._wake = asyncio.Event()
+
+    def _finished(self, job: SleepJob, outcome: str, sleep_tokens: int) -> str:
+        self.on_finished(job, outcome, sleep_tokens)
+        return outcome
+
+
+def _stored(learned: LearnedContext) -> Learned:
+    anticipated = [dataclasses.asdict(a) for a in learned.anticipated]
+    return Learned(learned.text, anticipated, learned.sleep_tokens)
+
+
+async def _in_daemon_thread(fn: Callable[..., T], *args: object) -> T:
+    """Like asyncio.to_thread, but a daemon thread: interpreter exit never waits for it."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def target() -> None:
+        try:
+            result, error = fn(*args), None
+        except BaseException as exc:
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=target, name="sleeptime-sleep-pass", daemon=True).start()
+    return await future

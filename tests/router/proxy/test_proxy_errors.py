@@ -1,0 +1,181 @@
+"""Bad input gets a 4xx in OpenAI's shape, upstream faults a clear 4xx/5xx; serving goes on."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fake_upstream import (
+    FakeUpstream,
+    completion,
+    completion_body,
+    error_reply,
+    json_reply,
+    raw_reply,
+)
+from fastapi.testclient import TestClient
+from proxy_fakes import QUICK, config_for
+
+from router.forward import Forwarder
+from router.proxy.app import create_app
+
+GOOD = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+USER = {"role": "user", "content": "hi"}
+
+
+def assert_openai_error(response: object, status: int) -> dict:
+    assert response.status_code == status, response.text  # type: ignore[attr-defined]
+    error = response.json()["error"]  # type: ignore[attr-defined]
+    assert set(error) == {"message", "type", "param", "code"} and error["message"]
+    return error
+
+
+def assert_still_serving(client: TestClient, fake: FakeUpstream) -> None:
+    fake.enqueue(completion("fine"))
+    response = client.post("/v1/chat/completions", json=GOOD)
+    assert (
+        response.status_code == 200
+        and response.json()["choices"][0]["message"]["content"] == "fine"
+    )
+
+
+BAD_BODIES: dict[str, bytes] = {
+    "malformed json": b'{"model": "m", "messages": [',
+    "not an object": b"[1, 2, 3]",
+    "empty body": b"",
+    "invalid utf-8": b'{"model": "m", "messages": [{"role": "user", "content": "\xff\xfe"}]}',
+}
+BAD_FIELDS: dict[str, dict] = {
+    "missing messages": {"model": "m"},
+    "empty messages": {"model": "m", "messages": []},
+    "messages not a list": {"model": "m", "messages": "hi"},
+    "message not an object": {"model": "m", "messages": ["hi"]},
+    "unknown role": {"model": "m", "messages": [{"role": "wizard", "content": "hi"}]},
+    "missing role": {"model": "m", "messages": [{"content": "hi"}]},
+    "user content a number": {"model": "m", "messages": [{"role": "user", "content": 4}]},
+    "user content missing": {"model": "m", "messages": [{"role": "user"}]},
+    "model a number": {"model": 4, "messages": [USER]},
+    "stream a string": {"model": "m", "messages": [USER], "stream": "yes"},
+    "temperature a string": {"model": "m", "messages": [USER], "temperature": "hot"},
+    "max_tokens a float": {"model": "m", "messages": [USER], "max_tokens": 1.5},
+    "max_tokens zero": {"model": "m", "messages": [USER], "max_tokens": 0},
+    "stream_options a list": {"model": "m", "messages": [USER], "stream_options": []},
+    "metadata context a number": {
+        "model": "m",
+        "messages": [USER],
+        "metadata": {"sleeptime_context": 3},
+    },
+    "context id with spaces": {
+        "model": "m",
+        "messages": [USER],
+        "metadata": {"sleeptime_context": "a b"},
+    },
+}
+
+
+@pytest.mark.parametrize("name", BAD_BODIES)
+def test_bad_body_is_400(client: TestClient, fake: FakeUpstream, name: str) -> None:
+    response = client.post(
+        "/v1/chat/completions",
+        content=BAD_BODIES[name],
+        headers={"Content-Type": "application/json"},
+    )
+    assert assert_openai_error(response, 400)["code"] == "invalid_json"
+    assert_still_serving(client, fake)
+
+
+@pytest.mark.parametrize("name", BAD_FIELDS)
+def test_bad_fields_are_400(client: TestClient, fake: FakeUpstream, name: str) -> None:
+    response = client.post("/v1/chat/completions", json=BAD_FIELDS[name])
+    assert_openai_error(response, 400)
+    assert fake.requests == []
+    assert_still_serving(client, fake)
+
+
+def test_oversized_body_is_413(make_client: Callable[..., TestClient], fake: FakeUpstream) -> None:
+    client = make_client(max_body_bytes=1000)
+    big = {"model": "m", "messages": [{"role": "user", "content": "x" * 2000}]}
+    assert (
+        assert_openai_error(client.post("/v1/chat/completions", json=big), 413)["code"]
+        == "body_too_large"
+    )
+
+    def chunked() -> object:
+        yield b'{"model": "m", "messages": [{"role": "user", "content": "'
+        yield b"x" * 2000
+        yield b'"}]}'
+
+    response = client.post("/v1/chat/completions", content=chunked())  # no Content-Length
+    assert_openai_error(response, 413)
+    assert_still_serving(client, fake)
+
+
+def test_bad_context_header_is_400(client: TestClient, fake: FakeUpstream) -> None:
+    headers = {"X-Sleeptime-Context": "no spaces allowed"}
+    response = client.post("/v1/chat/completions", json=GOOD, headers=headers)
+    assert assert_openai_error(response, 400)["param"] == "x-sleeptime-context"
+
+
+def test_unknown_path_and_method_are_openai_errors(client: TestClient) -> None:
+    assert assert_openai_error(client.get("/v1/nothing"), 404)["code"] == "not_found"
+    assert_openai_error(client.get("/v1/chat/completions"), 405)
+
+
+def test_upstream_refused_is_502(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    forwarder = Forwarder(f"http://127.0.0.1:{port}/v1", retry=QUICK)
+    app = create_app(config_for(tmp_path, sleep_enabled=False), forwarder=forwarder)
+    with TestClient(app) as client:
+        response = client.post("/v1/chat/completions", json=GOOD)
+        assert assert_openai_error(response, 502)["code"] == "upstream_unreachable"
+        assert response.headers["x-request-id"].startswith("req-")
+        client.portal.call(forwarder.aclose)
+
+
+def test_upstream_timeout_is_504(
+    make_client: Callable[..., TestClient], fake: FakeUpstream
+) -> None:
+    client = make_client(timeout_s=0.2)
+    fake.enqueue(*[json_reply(completion_body("late"), delay_s=1.0)] * 3)
+    response = client.post("/v1/chat/completions", json=GOOD)
+    assert assert_openai_error(response, 504)["code"] == "upstream_timeout"
+
+
+def test_upstream_429_passes_retry_after(client: TestClient, fake: FakeUpstream) -> None:
+    fake.enqueue(*[error_reply(429, "slow down", headers={"Retry-After": "0"})] * 3)
+    response = client.post("/v1/chat/completions", json=GOOD)
+    error = assert_openai_error(response, 429)
+    assert error["type"] == "rate_limit_error" and response.headers["retry-after"] == "1"
+    assert len(fake.requests) == 3  # retried within the budget first
+
+
+def test_upstream_500_is_502_after_retries(client: TestClient, fake: FakeUpstream) -> None:
+    fake.enqueue(*[error_reply(500, "kaput")] * 3)
+    error = assert_openai_error(client.post("/v1/chat/completions", json=GOOD), 502)
+    assert error["code"] == "upstream_server_error" and "kaput" in error["message"]
+
+
+def test_upstream_4xx_keeps_its_status_and_words(client: TestClient, fake: FakeUpstream) -> None:
+    fake.enqueue(error_reply(404, "The model 'nope' does not exist"))
+    error = assert_openai_error(client.post("/v1/chat/completions", json=GOOD), 404)
+    assert error["message"] == "The model 'nope' does not exist"
+
+
+def test_upstream_garbage_is_502(client: TestClient, fake: FakeUpstream) -> None:
+    fake.enqueue(raw_reply(b"<html>proxy error</html>"))
+    error = assert_openai_error(client.post("/v1/chat/completions", json=GOOD), 502)
+    assert error["code"] == "upstream_bad_response"
+    assert_still_serving(client, fake)
+
+
+def test_stream_refused_before_first_byte_is_a_plain_error(
+    client: TestClient, fake: FakeUpstream
+) -> None:
+    fake.enqueue(*[error_reply(503, "down")] * 3)
+    response = client.post("/v1/chat/completions", json={**GOOD, "stream": True})
+    assert_openai_error(response, 502)
+    assert client.get("/health").json()["inflight"] == 0

@@ -1,0 +1,219 @@
+"""The Store contract: one test class, reused by every implementation through its `store` fixture.
+
+A PostgreSQL store passes when a subclass of `StoreContract` supplies a fixture
+that opens it and `reopen` that opens it again as a restarted process would.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from router.store import BackgroundWriter, Learned, RequestRecord, SqliteStore, Store, StoreError
+from router.store.sqlite import SCHEMA_VERSION
+
+
+def record(request_id: str, tenant: str = "t1", **fields: object) -> RequestRecord:
+    values: dict = {"time": 1.0, "route": "full", "status": 200, **fields}
+    return RequestRecord(tenant=tenant, request_id=request_id, **values)
+
+
+LEARNED = Learned("Notes:\n- 9 eggs", [{"question": "How many?", "answer": "9"}], 40)
+
+
+class StoreContract:
+    store: Store
+
+    def reopen(self) -> Store:
+        raise NotImplementedError
+
+    def test_records_round_trip_per_tenant(self) -> None:
+        self.store.add_records([record("r1", prompt_tokens=5, cost=1.5), record("r2")])
+        got = self.store.get_record("t1", "r1")
+        assert got == record("r1", prompt_tokens=5, cost=1.5)
+        assert self.store.get_record("t2", "r1") is None
+
+    def test_sighting_creates_then_counts(self) -> None:
+        first = self.store.sight_context("t1", "c1", "text", "implicit")
+        again = self.store.sight_context("t1", "c1", "text", "implicit", times=2)
+        assert (first.version, first.seen, first.sleep_status) == (1, 1, None)
+        assert again.seen == 3
+        assert self.store.get_context("t2", "c1") is None
+
+    def test_register_same_text_keeps_version(self) -> None:
+        self.store.register_context("t1", "doc", "a")
+        assert self.store.register_context("t1", "doc", "a").version == 1
+
+    def test_new_text_is_a_new_version_and_drops_the_learned(self) -> None:
+        self.store.register_context("t1", "doc", "old")
+        self.store.queue_sleep("t1", "doc", 1)
+        job = self.store.claim_job()
+        assert job is not None
+        self.store.finish_job(job, LEARNED)
+        assert self.store.get_context("t1", "doc").has_learned  # type: ignore[union-attr]
+        changed = self.store.register_context("t1", "doc", "new")
+        assert (changed.version, changed.learned, changed.sleep_status) == (2, None, None)
+        assert changed.text == "new"
+
+    def test_finishing_an_old_version_does_not_touch_the_new_one(self) -> None:
+        self.store.register_context("t1", "doc", "old")
+        self.store.queue_sleep("t1", "doc", 1)
+        job = self.store.claim_job()
+        self.store.register_context("t1", "doc", "new")
+        self.store.finish_job(job, LEARNED)  # type: ignore[arg-type]
+        assert self.store.get_context("t1", "doc").learned is None  # type: ignore[union-attr]
+
+    def test_a_version_is_queued_once(self) -> None:
+        self.store.register_context("t1", "doc", "a")
+        assert self.store.queue_sleep("t1", "doc", 1)
+        assert not self.store.queue_sleep("t1", "doc", 1)
+        job = self.store.claim_job()
+        assert job is not None and job.status == "running" and job.attempts == 1
+        assert self.store.claim_job() is None
+        self.store.finish_job(job, LEARNED)
+        assert not self.store.queue_sleep("t1", "doc", 1)
+        assert self.store.claim_job() is None
+
+    def test_finish_stores_learned_and_anticipated(self) -> None:
+        self.store.register_context("t1", "doc", "a")
+        self.store.queue_sleep("t1", "doc", 1)
+        self.store.finish_job(self.store.claim_job(), LEARNED)  # type: ignore[arg-type]
+        context = self.store.get_context("t1", "doc")
+        assert context is not None and context.sleep_status == "done"
+        assert (context.learned, context.anticipated) == (LEARNED.text, LEARNED.anticipated)
+        assert context.sleep_tokens == 40
+        assert self.store.job_counts() == {"done": 1}
+
+    def test_fail_keeps_the_reason(self) -> None:
+        self.store.register_context("t1", "doc", "a")
+        self.store.queue_sleep("t1", "doc", 1)
+        self.store.fail_job(self.store.claim_job(), "UpstreamTimeout: slow")  # type: ignore[arg-type]
+        context = self.store.get_context("t1", "doc")
+        assert context is not None
+        assert (context.sleep_status, context.error) == ("failed", "UpstreamTimeout: slow")
+        assert self.store.claim_job() is None
+
+    def test_new_version_supersedes_queued_jobs(self) -> None:
+        self.store.register_context("t1", "doc", "old")
+        self.store.queue_sleep("t1", "doc", 1)
+        self.store.register_context("t1", "doc", "new")
+        assert self.store.claim_job() is None
+        assert self.store.queue_sleep("t1", "doc", 2)
+        job = self.store.claim_job()
+        assert job is not None and job.version == 2
+
+    def test_jobs_come_out_in_order(self) -> None:
+        for name in ("a", "b", "c"):
+            self.store.register_context("t1", name, name)
+            self.store.queue_sleep("t1", name, 1)
+        claimed = [self.store.claim_job() for _ in range(3)]
+        assert [job.context_id for job in claimed if job] == ["a", "b", "c"]
+
+    def test_running_job_resumes_after_a_crash(self) -> None:
+        self.store.register_context("t1", "doc", "a")
+        self.store.queue_sleep("t1", "doc", 1)
+        assert self.store.claim_job() is not None
+        # The process dies here: no finish, no fail, no close.
+        restarted = self.reopen()
+        assert restarted.requeue_running() == 1
+        job = restarted.claim_job()
+        assert job is not None and (job.context_id, job.attempts) == ("doc", 2)
+        assert restarted.get_context("t1", "doc").sleep_status == "running"  # type: ignore[union-attr]
+        restarted.finish_job(job, LEARNED)
+        assert restarted.requeue_running() == 0
+        assert restarted.claim_job() is None
+        restarted.close()
+
+    def test_feedback_needs_the_tenants_request(self) -> None:
+        self.store.add_records([record("r1")])
+        assert self.store.add_feedback("t1", "r1", True)
+        assert not self.store.add_feedback("t2", "r1", False)
+        assert not self.store.add_feedback("t1", "nope", False)
+        self.store.add_feedback("t1", "r1", False)  # a relabel replaces the label
+        assert self.store.get_feedback("t1", "r1") is False
+        assert self.store.get_feedback("t2", "r1") is None
+
+    def test_integrity(self) -> None:
+        assert self.store.integrity_problems() == []
+
+    def test_concurrent_writers_and_readers(self) -> None:
+        def write(worker: int) -> None:
+            for i in range(50):
+                self.store.add_records([record(f"w{worker}-{i}")])
+                self.store.sight_context("t1", "shared", "text", "implicit")
+
+        threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert self.store.get_context("t1", "shared").seen == 200  # type: ignore[union-attr]
+        assert self.store.get_record("t1", "w3-49") is not None
+
+
+class TestSqliteStore(StoreContract):
+    @pytest.fixture(autouse=True)
+    def _store(self, tmp_path: Path) -> Iterator[None]:
+        self.path = tmp_path / "store.sqlite"
+        self.store = SqliteStore(self.path)
+        yield
+        self.store.close()
+
+    def reopen(self) -> Store:
+        return SqliteStore(self.path)
+
+    def test_wal_mode(self) -> None:
+        with sqlite3.connect(self.path) as db:
+            assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+    def test_newer_schema_is_refused(self) -> None:
+        with sqlite3.connect(self.path) as db:
+            db.execute("UPDATE meta SET value = ?", (str(SCHEMA_VERSION + 1),))
+        with pytest.raises(StoreError, match="schema version"):
+            SqliteStore(self.path)
+
+    def test_not_a_database_is_refused(self, tmp_path: Path) -> None:
+        junk = tmp_path / "junk.sqlite"
+        junk.write_bytes(b"this is not sqlite" * 100)
+        with pytest.raises(StoreError):
+            SqliteStore(junk)
+
+
+class TestBackgroundWriter:
+    def test_batches_reach_the_sink_and_close_drains(self) -> None:
+        seen: list[list[int]] = []
+        writer: BackgroundWriter[int] = BackgroundWriter(lambda batch: seen.append(list(batch)))
+        writer.start()
+        for i in range(100):
+            writer.put(i)
+        writer.close()
+        assert sorted(i for batch in seen for i in batch) == list(range(100))
+
+    def test_full_queue_drops_and_counts(self) -> None:
+        gate = threading.Event()
+        writer: BackgroundWriter[int] = BackgroundWriter(lambda batch: gate.wait(5), max_queue=2)
+        writer.start()
+        results = [writer.put(i) for i in range(10)]
+        assert not all(results) and writer.dropped == results.count(False)
+        gate.set()
+        writer.close()
+
+    def test_a_failing_batch_does_not_stop_the_writer(self) -> None:
+        seen: list[int] = []
+
+        def sink(batch: list[int]) -> None:
+            if 0 in batch:
+                raise RuntimeError("disk on fire")
+            seen.extend(batch)
+
+        writer: BackgroundWriter[int] = BackgroundWriter(sink)
+        writer.start()
+        writer.put(0)
+        assert writer.flush()
+        writer.put(1)
+        writer.close()
+        assert seen == [1] and writer.failed_batches == 1

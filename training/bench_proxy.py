@@ -1,0 +1,397 @@
+"""`sleeptime bench proxy`: what the proxy adds to a request, against calling the upstream directly.
+
+Three processes on 127.0.0.1: a fake upstream (bare asyncio HTTP, one fixed
+completion), the real proxy (`sleeptime serve`, default settings, its own
+SQLite store in a temporary folder) in front of it, and this one, driving both
+with the same requests from N keep-alive clients; direct and proxied rounds
+alternate, so both sides see the same machine.
+
+The upstream answers in `--upstream-ms` on average, 0.5-1.5 times it at random
+(a fixed delay locks the clients into one burst per period, and the bench then
+measures bursts), and writes the delay into the completion's id: overhead is
+computed on latency minus each request's own delay, so the jitter cancels.
+`--upstream-ms 0` is a saturation test, where latency is mostly queueing
+(clients / throughput). The proxy's CPU time per request comes from /proc and
+holds even when other work on the machine disturbs wall-clock figures. The
+load generator speaks minimal HTTP/1.1 itself: a client library would spend
+more CPU per request than the proxy, taken from the processes measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.util
+import json
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from router.local_server import free_port
+
+TARGET_P50_MS, TARGET_P99_MS = 2.0, 10.0
+DEFAULT_UPSTREAM_MS = 50.0
+MESSAGES = [
+    {"role": "system", "content": "You are a helpful assistant. Answer in one short sentence."},
+    {"role": "user", "content": "What is the capital of France?"},
+]
+COMPLETION = (
+    b'{"id": "chatcmpl-bench-%d", "object": "chat.completion", "created": 0, "model": "bench", '
+    b'"choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", '
+    b'"content": "Paris is the capital of France."}}], '
+    b'"usage": {"prompt_tokens": 31, "completion_tokens": 8, "total_tokens": 39}}'
+)
+MODELS = b'{"object": "list", "data": [{"id": "bench", "object": "model"}]}'
+ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+_DELAY = re.compile(rb"chatcmpl-bench-(\d+)")
+
+
+# The fake upstream (its own process).
+
+
+class _UpstreamProtocol(asyncio.Protocol):
+    """Keep-alive HTTP/1.1 with Content-Length bodies: all any OpenAI client sends."""
+
+    delay_s = 0.0  # the mean time to answer, set once per process
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            total = end + 4 + _content_length(self.buffer[:end])
+            if len(self.buffer) < total:
+                return
+            path = self.buffer.split(b" ", 2)[1]
+            self.buffer = self.buffer[total:]
+            if path.endswith(b"/models"):
+                self._answer(MODELS)
+            else:
+                self._complete(self.delay_s * random.uniform(0.5, 1.5) if self.delay_s else 0.0)
+
+    def _complete(self, delay_s: float) -> None:
+        body = COMPLETION % int(delay_s * 1e6)
+        if delay_s:
+            asyncio.get_running_loop().call_later(delay_s, self._answer, body)
+        else:
+            self._answer(body)
+
+    def _answer(self, body: bytes) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(ANSWER % (len(body), body))
+
+
+def _content_length(head: bytes) -> int:
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
+
+
+async def _serve_upstream(port: int, delay_ms: float) -> None:
+    _UpstreamProtocol.delay_s = delay_ms / 1000.0
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(_UpstreamProtocol, "127.0.0.1", port, backlog=4096)
+    async with server:
+        await server.serve_forever()
+
+
+# The load generator (this process).
+
+
+class _Client:
+    """One keep-alive connection sending one request at a time, as one user of an SDK does."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> _Client:
+        return cls(*await asyncio.open_connection("127.0.0.1", port))
+
+    async def send(self, request: bytes) -> tuple[float, float]:
+        """(latency, the part of it the upstream spent on purpose), in seconds."""
+        started = time.perf_counter()
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        body = await self.reader.readexactly(_content_length(head))
+        latency = time.perf_counter() - started
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(f"bench request failed: {head.splitlines()[0]!r}")
+        delay = _DELAY.search(body)
+        return latency, int(delay.group(1)) / 1e6 if delay else 0.0
+
+
+def _request(port: int) -> bytes:
+    body = json.dumps({"model": "bench", "messages": MESSAGES, "max_tokens": 16}).encode()
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: Bearer sk-bench\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+@dataclass
+class _Samples:
+    latencies: list[float]
+    net: list[float]  # latency minus the upstream's chosen delay
+    wall_s: float = 0.0
+    cpu_s: float = 0.0  # the proxy process's CPU time during these rounds
+
+
+async def _round(port: int, concurrency: int, requests: int, into: _Samples) -> None:
+    clients = [await _Client.open(port) for _ in range(concurrency)]
+    request, remaining = _request(port), [requests]
+
+    async def user(client: _Client) -> None:
+        while remaining[0] > 0:
+            remaining[0] -= 1
+            latency, delay = await client.send(request)
+            into.latencies.append(latency)
+            into.net.append(latency - delay)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(user(c) for c in clients))
+    into.wall_s += time.perf_counter() - started
+    for client in clients:
+        client.writer.close()
+
+
+@dataclass(frozen=True)
+class Side:
+    p50_ms: float
+    p99_ms: float
+    rps: float
+    requests: int
+    net_p50_ms: float  # latency minus the upstream's delay
+    net_p99_ms: float
+
+
+@dataclass(frozen=True)
+class Level:
+    concurrency: int
+    direct: Side
+    proxy: Side
+    proxy_cpu_us_per_request: float | None
+
+    @property
+    def overhead_ms_p50(self) -> float:
+        return self.proxy.net_p50_ms - self.direct.net_p50_ms
+
+    @property
+    def overhead_ms_p99(self) -> float:
+        return self.proxy.net_p99_ms - self.direct.net_p99_ms
+
+
+def _side(samples: _Samples) -> Side:
+    raw, net = sorted(samples.latencies), sorted(samples.net)
+    p99 = min(len(raw) - 1, int(len(raw) * 0.99))
+    return Side(
+        p50_ms=statistics.median(raw) * 1e3,
+        p99_ms=raw[p99] * 1e3,
+        rps=len(raw) / samples.wall_s,
+        requests=len(raw),
+        net_p50_ms=statistics.median(net) * 1e3,
+        net_p99_ms=net[p99] * 1e3,
+    )
+
+
+async def _level(
+    ports: dict[str, int], proxy_pid: int, concurrency: int, args: argparse.Namespace
+) -> Level:
+    """Warm both, then alternate direct and proxied rounds so drift hits both alike."""
+    requests = _requests_at(concurrency, args.requests)
+    for port in ports.values():
+        await _round(port, concurrency, 20 * concurrency, _Samples([], []))
+    got = {name: _Samples([], []) for name in ports}
+    for _ in range(args.rounds):
+        for name, port in ports.items():
+            before = _cpu_seconds(proxy_pid)
+            await _round(port, concurrency, requests // args.rounds, got[name])
+            got[name].cpu_s += _cpu_seconds(proxy_pid) - before  # only the proxy's is used
+    proxy = got["proxy"]
+    cpu = proxy.cpu_s / len(proxy.latencies) * 1e6 if proxy.cpu_s else None
+    return Level(concurrency, _side(got["direct"]), _side(proxy), cpu)
+
+
+def _requests_at(concurrency: int, most: int) -> int:
+    """Fewer requests for fewer clients (one client at 50 ms makes 20 a second), at least 200."""
+    return min(most, max(200, 100 * concurrency))
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc; 0 where there is no /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# Processes.
+
+
+@contextlib.contextmanager
+def _process(command: list[str], log: Path, ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_ready(process, ready_url, log)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} exited early:\n{log.read_text()[-2000:]}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} not ready after 60 s:\n{log.read_text()[-2000:]}")
+
+
+def _commands(folder: Path, upstream: int, proxy: int, upstream_ms: float) -> list[list[str]]:
+    python, url = sys.executable, f"http://127.0.0.1:{upstream}/v1"
+    fake = f"-m training.bench_proxy upstream --port {upstream} --delay-ms {upstream_ms}"
+    serve = f"-m training.serve_cmd --port {proxy} --upstream-url {url} --upstream-model bench"
+    files = ["--db", str(folder / "bench.sqlite"), "--salt-file", str(folder / "salt")]
+    return [[python, *fake.split()], [python, *serve.split(), *files]]
+
+
+def _run(args: argparse.Namespace) -> list[Level]:
+    levels = [int(c) for c in args.concurrency.split(",")]
+    upstream_port, proxy_port = free_port(), free_port()
+    with tempfile.TemporaryDirectory(prefix="sleeptime-bench-") as tmp:
+        folder = Path(tmp)
+        upstream, proxy = _commands(folder, upstream_port, proxy_port, args.upstream_ms)
+        up_ready = f"http://127.0.0.1:{upstream_port}/v1/models"
+        with (
+            _process(upstream, folder / "upstream.log", up_ready),
+            _process(proxy, folder / "proxy.log", f"http://127.0.0.1:{proxy_port}/health") as p,
+        ):
+            ports = {"direct": upstream_port, "proxy": proxy_port}
+            return _new_loop().run_until_complete(_levels(ports, p.pid, levels, args))
+
+
+async def _levels(
+    ports: dict[str, int], proxy_pid: int, levels: list[int], args: argparse.Namespace
+) -> list[Level]:
+    results = []
+    if not args.json:
+        print(HEADER)
+    for concurrency in levels:
+        results.append(await _level(ports, proxy_pid, concurrency, args))
+        if not args.json:
+            _print_level(results[-1])
+    return results
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    uvloop = importlib.util.find_spec("uvloop") and importlib.import_module("uvloop")
+    return uvloop.new_event_loop() if uvloop else asyncio.new_event_loop()
+
+
+# Output.
+
+
+HEADER = (
+    f"{'clients':>7} | {'direct p50':>10} {'p99':>8} {'req/s':>6} | "
+    f"{'proxy p50':>9} {'p99':>8} {'req/s':>6} | {'overhead p50':>12} {'p99':>7} | cpu/req"
+)
+
+
+def _print_level(level: Level) -> None:
+    d, p = level.direct, level.proxy
+    cpu = f"{level.proxy_cpu_us_per_request:.0f} us" if level.proxy_cpu_us_per_request else "-"
+    print(
+        f"{level.concurrency:>7} | {d.p50_ms:>8.2f}ms {d.p99_ms:>6.2f}ms {d.rps:>6.0f} | "
+        f"{p.p50_ms:>7.2f}ms {p.p99_ms:>6.2f}ms {p.rps:>6.0f} | "
+        f"{level.overhead_ms_p50:>10.2f}ms {level.overhead_ms_p99:>5.2f}ms | {cpu}",
+        flush=True,
+    )
+
+
+def summary(levels: list[Level], upstream_ms: float) -> dict[str, object]:
+    """The overhead at 32 clients (or the highest level run) leads, for machines."""
+    top = next((v for v in levels if v.concurrency == 32), max(levels, key=lambda v: v.concurrency))
+    return {
+        "overhead_ms_p50": round(top.overhead_ms_p50, 3),
+        "overhead_ms_p99": round(top.overhead_ms_p99, 3),
+        "at_concurrency": top.concurrency,
+        "meets_target": top.overhead_ms_p50 <= TARGET_P50_MS
+        and top.overhead_ms_p99 <= TARGET_P99_MS,
+        "target_ms": {"p50": TARGET_P50_MS, "p99": TARGET_P99_MS},
+        "upstream_ms": upstream_ms,
+        "levels": [_level_json(v) for v in levels],
+        "cpu_count": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+    }
+
+
+def _level_json(level: Level) -> dict[str, object]:
+    overheads = {"overhead_ms_p50": level.overhead_ms_p50, "overhead_ms_p99": level.overhead_ms_p99}
+    return {**asdict(level), **{k: round(v, 3) for k, v in overheads.items()}}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sleeptime bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    sub = p.add_subparsers(dest="what", required=True)
+    proxy = sub.add_parser("proxy", help="the proxy's overhead against a direct call")
+    add = proxy.add_argument
+    add("--requests", type=int, default=2000, help="most requests per side and level; under 20 "
+        "clients, 100 per client (default 2000)")  # fmt: skip
+    add("--concurrency", default="1,8,32", help="client counts (default 1,8,32)")
+    add("--rounds", type=int, default=4, help="alternating rounds per level (default 4)")
+    add("--upstream-ms", type=float, default=DEFAULT_UPSTREAM_MS, help="the fake upstream's mean "
+        f"answer time (default {DEFAULT_UPSTREAM_MS:g}; 0: a saturation test)")  # fmt: skip
+    add("--json", action="store_true", help="print one JSON object")
+    upstream = sub.add_parser("upstream", help=argparse.SUPPRESS)  # the fake upstream's process
+    upstream.add_argument("--port", type=int, required=True)
+    upstream.add_argument("--delay-ms", type=float, default=0.0)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.what == "upstream":
+        _new_loop().run_until_complete(_serve_upstream(args.port, args.delay_ms))
+        return 0
+    if not args.rounds <= args.requests <= 200_000:
+        raise SystemExit("--requests must be between --rounds and 200000")
+    result = summary(_run(args), args.upstream_ms)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(
+            f"overhead at {result['at_concurrency']} clients: p50 {result['overhead_ms_p50']} ms, "
+            f"p99 {result['overhead_ms_p99']} ms (target {TARGET_P50_MS:g} / {TARGET_P99_MS:g}); "
+            f"load average {result['load_average_1m']} on {result['cpu_count']} cores"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

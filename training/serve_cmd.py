@@ -1,0 +1,78 @@
+"""`sleeptime serve`: the OpenAI-compatible proxy with sleep-time compute.
+
+Clients change only their `base_url` to http://HOST:PORT/v1. The upstream
+comes from settings (`--upstream-url`, `--upstream-key`, or
+SLEEPTIME_UPSTREAM_URL / SLEEPTIME_UPSTREAM_KEY, preferable for a key since
+flags are visible in `ps`); with none, the embedded model is started and
+stopped with the proxy. SIGINT or SIGTERM shuts down gracefully: the worker
+stops, queued records are written, the embedded model is stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from router.proxy.app import create_app
+from router.proxy.config import ProxyConfig
+from router.proxy.server import serve
+from router.settings import load_settings
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sleeptime serve",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", help="a TOML settings file")
+    p.add_argument("--upstream-url", help="OpenAI-compatible base URL, with its /v1")
+    p.add_argument("--upstream-key", help="the key for the upstream (clients' keys stay here)")
+    p.add_argument("--upstream-model", help="what model 'sleeptime' or no model means")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    p.add_argument("--local-model", help="embedded model when no upstream URL is set")
+    p.add_argument("--db", type=Path, help="SQLite store (default <cache_dir>/sleeptime.sqlite)")
+    p.add_argument("--salt-file", type=Path, help="tenant salt (default <cache_dir>/tenant-salt)")
+    p.add_argument("--router", choices=["passthrough", "enriched"], help="routing (passthrough)")
+    p.add_argument("--max-body-bytes", type=int, help="largest request body accepted")
+    p.add_argument(
+        "--max-inflight-for-sleep",
+        type=int,
+        help="sleep-time work runs only while at most this many requests are in flight",
+    )
+    p.add_argument("--sleep-passes", type=int, help="sleep-time passes per context (default 1)")
+    p.add_argument("--no-sleep", action="store_true", help="no sleep-time worker: a pure meter")
+    p.add_argument("--log-level", default="warning", help="uvicorn's log level")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = load_settings(args.config).replace(
+        upstream_url=args.upstream_url,
+        upstream_key=args.upstream_key,
+        upstream_model=args.upstream_model,
+        host=args.host,
+        port=args.port,
+        local_model=args.local_model,
+    )
+    config = ProxyConfig.from_settings(
+        settings,
+        db_path=args.db,
+        salt_path=args.salt_file,
+        router=args.router,
+        max_body_bytes=args.max_body_bytes,
+        max_inflight_for_sleep=args.max_inflight_for_sleep,
+        sleep_passes=args.sleep_passes,
+        sleep_enabled=False if args.no_sleep else None,
+    )
+    upstream = settings.upstream_url or f"embedded {settings.local_model}"
+    print(f"sleeptime proxy on http://{settings.host}:{settings.port}/v1 -> {upstream}", flush=True)
+    serve(create_app(config), settings.host, settings.port, log_level=args.log_level)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
