@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from router.policy_router import PolicyRouter
 from router.proxy.app import create_app
 from router.proxy.config import ProxyConfig
 from router.proxy.server import serve
@@ -36,6 +37,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--db", type=Path, help="SQLite store (default <cache_dir>/sleeptime.sqlite)")
     p.add_argument("--salt-file", type=Path, help="tenant salt (default <cache_dir>/tenant-salt)")
     p.add_argument("--router", choices=["passthrough", "enriched"], help="routing (passthrough)")
+    p.add_argument("--policy", type=Path, help="a trained policy file (sleeptime train)")
+    p.add_argument(
+        "--estimators", type=Path, help="predictability estimators (sleeptime predictability)"
+    )
     p.add_argument("--max-body-bytes", type=int, help="largest request body accepted")
     p.add_argument(
         "--max-inflight-for-sleep",
@@ -70,8 +75,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     upstream = settings.upstream_url or f"embedded {settings.local_model}"
     print(f"sleeptime proxy on http://{settings.host}:{settings.port}/v1 -> {upstream}", flush=True)
-    serve(create_app(config), settings.host, settings.port, log_level=args.log_level)
+    router = _policy_router(args) if args.policy else None
+    serve(create_app(config, router=router), settings.host, settings.port, log_level=args.log_level)
     return 0
+
+
+def _policy_router(args: argparse.Namespace) -> PolicyRouter:
+    """The trained policy on the estimators' scores; embeddings load once, before serving."""
+    from router.embeddings import default_embedder
+
+    estimators = args.estimators or load_settings(args.config).cache_dir / "estimators" / (
+        "predictability.pkl"
+    )
+    return PolicyRouter.from_files(args.policy, estimators, default_embedder().encode)
 
 
 if __name__ == "__main__":

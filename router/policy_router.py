@@ -1,0 +1,88 @@
+"""Route each query by the trained policy, on the estimators' request-time scores.
+
+The features are the ones training used (training.features), computed here from
+the context's stored sleep-time artifacts and one embedding of the query, so the
+policy sees online what it was tuned on offline. The cached route serves the
+nearest anticipated answer only when the policy's threshold on P(that answer is
+right) says it is safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from policies import ContextFeatures, Policy, QueryFeatures, load
+from router.ladder import rung
+from router.predictability import CalibratedModel, load_models, matrix
+from router.proxy.routing import RouteDecision
+from router.store.base import ContextRecord
+
+Encoder = Callable[[Sequence[str]], np.ndarray]
+
+
+class PolicyRouter:
+    def __init__(self, policy: Policy, models: dict[str, CalibratedModel], encode: Encoder) -> None:
+        self.policy = policy
+        self.models = models
+        self.encode = encode
+
+    @classmethod
+    def from_files(cls, policy_path: Path, estimator_path: Path, encode: Encoder) -> PolicyRouter:
+        models, _meta = load_models(estimator_path)
+        return cls(load(policy_path), models, encode)
+
+    def decide(self, tenant: str, context: ContextRecord | None, query: str) -> RouteDecision:
+        if context is None or not context.has_learned or not context.anticipated:
+            return RouteDecision("full", reason="no learned context yet")
+        features, nearest = self.features(context, query)
+        scores = {
+            name: float(m.predict_proba(matrix([features], m.features))[0, 1])
+            for name, m in self.models.items()
+        }
+        decision = self.policy.route(
+            ContextFeatures(scores.get("context", 0.5), float(max(context.seen, 1))),
+            QueryFeatures(
+                features["similarity"], scores.get("cached", 0.0), scores.get("enriched", 0.0), True
+            ),
+        )
+        shown = {"similarity": round(features["similarity"], 3)} | {
+            k: round(v, 3) for k, v in scores.items()
+        }
+        if decision.route == "cached":
+            return RouteDecision(
+                "cached",
+                answer=nearest["answer"],
+                scores=shown,
+                reason=f"anticipated: {nearest['question'][:80]}",
+            )
+        return RouteDecision(
+            decision.route,
+            rung=rung(decision.rung).name,
+            scores=shown,
+            reason=f"policy {self.policy.name}",
+        )
+
+    def features(self, context: ContextRecord, query: str) -> tuple[dict[str, Any], dict]:
+        anticipated = context.anticipated or []
+        vectors = self.encode([query] + [a["question"] for a in anticipated])
+        sims = vectors[1:] @ vectors[0]
+        order = np.argsort(-sims)
+        best = anticipated[int(order[0])]
+        agreements = [float(a.get("agreement", 1.0)) for a in anticipated]
+        words = context.text.split()
+        return {
+            "similarity": float(sims[order[0]]),
+            "second_similarity": float(sims[order[1]]) if len(order) > 1 else 0.0,
+            "cached_support": int(best.get("support", 1)),
+            "cached_agreement": float(best.get("agreement", 1.0)),
+            "n_anticipated": len(anticipated),
+            "context_agreement": float(np.mean(agreements)),
+            "context_consistency": float(np.mean([a == 1.0 for a in agreements])),
+            "truncated_passes": 0,
+            "context_words": len(words),
+            "context_numbers": sum(any(c.isdigit() for c in w) for w in words),
+        }, best

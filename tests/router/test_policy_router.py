@@ -1,0 +1,89 @@
+"""The trained policy behind the proxy's routing hook, on real fitted estimators."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from policies import Threshold
+from router.policy_router import PolicyRouter
+from router.predictability import CONTEXT_FEATURES, QUERY_FEATURES, CalibratedModel, matrix
+from router.store.base import ContextRecord
+
+WORDS = ["eggs", "money", "market", "breakfast", "trains", "miles"]
+
+
+def encode(texts: list[str]) -> np.ndarray:
+    vectors = np.array([[t.lower().count(w) for w in WORDS] for t in texts], float) + 1e-3
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def fitted(features: tuple[str, ...]) -> CalibratedModel:
+    """Trained on rows where a near-identical anticipated question means a right answer."""
+    rng = np.random.default_rng(0)
+    rows = [
+        {
+            "similarity": s,
+            "second_similarity": 0.1,
+            "cached_support": 1,
+            "cached_agreement": 1.0,
+            "n_anticipated": 2,
+            "context_agreement": 1.0,
+            "context_consistency": 1.0,
+            "truncated_passes": 0,
+            "context_words": 20,
+            "context_numbers": 3,
+        }
+        for s in rng.uniform(0, 1, 200)
+    ]
+    labels = [r["similarity"] > 0.8 for r in rows]
+    return CalibratedModel(features=features).fit(matrix(rows, features), labels)
+
+
+def context(anticipated: list[dict] | None, status: str = "done") -> ContextRecord:
+    return ContextRecord(
+        "t",
+        "ducks",
+        1,
+        "Ducks lay 16 eggs. She sells them for $2.",
+        "explicit",
+        3,
+        status,
+        "Notes: ...",
+        anticipated,
+        100,
+        None,
+        0.0,
+    )
+
+
+ROUTER = PolicyRouter(
+    Threshold(cached_threshold=0.9, enriched_threshold=0.0, enriched_rung=0, full_rung=3),
+    {
+        "cached": fitted(QUERY_FEATURES),
+        "enriched": fitted(QUERY_FEATURES),
+        "context": fitted(CONTEXT_FEATURES),
+    },
+    encode,
+)
+ANTICIPATED = [
+    {"question": "How much money at the market?", "answer": "18", "support": 1, "agreement": 1.0},
+    {"question": "How many trains?", "answer": "3", "support": 1, "agreement": 1.0},
+]
+
+
+def test_close_query_is_served_the_anticipated_answer() -> None:
+    decision = ROUTER.decide("t", context(ANTICIPATED), "How much money at the market?")
+    assert decision.route == "cached" and decision.answer == "18"
+    assert decision.scores["cached"] > 0.9 and decision.scores["similarity"] > 0.99
+
+
+def test_far_query_goes_to_the_learned_context_at_the_policy_rung() -> None:
+    decision = ROUTER.decide("t", context(ANTICIPATED), "How many miles to breakfast?")
+    assert decision.route == "enriched" and decision.rung == "answer"
+    assert decision.answer is None
+
+
+def test_nothing_learned_means_full() -> None:
+    assert ROUTER.decide("t", None, "q").route == "full"
+    assert ROUTER.decide("t", context(ANTICIPATED, status="queued"), "q").route == "full"
+    assert ROUTER.decide("t", context([]), "q").route == "full"
