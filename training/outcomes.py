@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from router.errors import DatasetError
+
 OUTCOMES = "outcomes.csv.gz"
 SLEEP = "sleep.jsonl.gz"
 CONTEXTS = "contexts.jsonl.gz"  # the problems themselves, so a table needs no dataset to replay
@@ -64,6 +66,8 @@ def write_outcomes(path: Path, rows: Iterable[Outcome]) -> int:
 
 
 def read_outcomes(path: Path) -> list[Outcome]:
+    if not path.is_file():
+        raise DatasetError(f"no outcome table at {path}: write one with `sleeptime collect`")
     with gzip.open(path, "rt", newline="", encoding="utf-8") as handle:
         return [
             Outcome(**{k: _parse(k, v) for k, v in row.items()}) for row in csv.DictReader(handle)
