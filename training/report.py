@@ -20,7 +20,14 @@ from typing import Any
 import numpy as np
 
 from router.settings import load_settings
-from training.metrics import Comparison, CurvePoint, compare, curve, full_cost_per_query
+from training.metrics import (
+    Comparison,
+    CurvePoint,
+    compare,
+    curve,
+    full_cost_per_query,
+    tokens_at_accuracy,
+)
 from training.outcomes import OUTCOMES, RUN, as_columns, read_outcomes
 
 PAPER_QUERIES = 10  # the paper's Figure 9 headline: 10 queries share a context
@@ -73,7 +80,30 @@ def _comparison_summary(
             "with_sleep": [c.amortized_cost(q, t)[1] for q in queries],
         },
         "full_cost_ratio_at_dataset_queries": _full_cost_ratio(base, sleepy, c.accuracy, n, t),
+        "at_each_sleep_point": _at_each_point(base, sleepy, t, n),
     }
+
+
+def _at_each_point(
+    base: list[CurvePoint], sleepy: list[CurvePoint], t: float, n: float
+) -> list[dict[str, Any]]:
+    """The curves read at every accuracy the sleep-time curve reaches (the paper's figures
+    compare whole curves): test tokens test-time only needs for it, and the cost ratio."""
+    rows = []
+    for p in sleepy:
+        needed = tokens_at_accuracy(base, p.accuracy.mean)
+        cost = t * p.test_tokens + p.sleep_tokens / n
+        rows.append(
+            {
+                "rung": p.rung,
+                "accuracy": p.accuracy.mean,
+                "test_tokens_with_sleep": p.test_tokens,
+                "test_tokens_test_only": needed,
+                "token_ratio": needed / p.test_tokens if needed and p.test_tokens else None,
+                "amortized_cost_ratio": t * needed / cost if needed is not None and cost else None,
+            }
+        )
+    return rows
 
 
 def _full_cost_ratio(
@@ -146,6 +176,14 @@ def render_text(summary: dict[str, Any]) -> str:
             f"break-even {'never' if be is None else f'{be:.2f} queries'}; with prompt tokens "
             f"{_fmt(c['full_cost_ratio_at_dataset_queries'])}x"
         )
+        for row in c["at_each_sleep_point"]:
+            lines.append(
+                f"   k={k} rung {row['rung']}: accuracy {row['accuracy']:.3f} with "
+                f"{row['test_tokens_with_sleep']:.1f} test tokens; test-time only needs "
+                f"{_fmt(row['test_tokens_test_only'])} ({_fmt(row['token_ratio'])}x tokens, "
+                f"{_fmt(row['amortized_cost_ratio'])}x amortized cost at "
+                f"{summary['queries_per_context']:.0f} queries/context)"
+            )
     return "\n".join(lines)
 
 
