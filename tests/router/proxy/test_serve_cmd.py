@@ -33,7 +33,9 @@ def test_flags_reach_the_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
 
     captured: list[ProxyConfig] = []
     monkeypatch.setattr(serve_cmd, "serve", fake_serve)
-    monkeypatch.setattr(serve_cmd, "create_app", lambda config: captured.append(config) or "app")
+    monkeypatch.setattr(
+        serve_cmd, "create_app", lambda config, **parts: captured.append(config) or "app"
+    )
     monkeypatch.setenv("SLEEPTIME_UPSTREAM_KEY", "up-key-from-env")
     argv = [
         "--upstream-url",
