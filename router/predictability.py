@@ -27,19 +27,7 @@ from sklearn.preprocessing import StandardScaler
 
 FORMAT_VERSION = 1
 
-QUERY_FEATURES = (
-    "similarity",
-    "second_similarity",
-    "margin",
-    "cached_support",
-    "cached_agreement",
-    "n_anticipated",
-    "context_agreement",
-    "context_consistency",
-    "truncated_passes",
-    "context_words",
-    "context_numbers",
-)
+# Known from the context's sleep-time artifacts alone, before any query arrives.
 CONTEXT_FEATURES = (
     "n_anticipated",
     "context_agreement",
@@ -47,6 +35,15 @@ CONTEXT_FEATURES = (
     "truncated_passes",
     "context_words",
     "context_numbers",
+)
+# Known at request time: how the query relates to what was anticipated, plus the above.
+QUERY_FEATURES = (
+    "similarity",
+    "second_similarity",
+    "margin",
+    "cached_support",
+    "cached_agreement",
+    *CONTEXT_FEATURES,
 )
 
 
