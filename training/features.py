@@ -10,18 +10,24 @@ passes, how much was anticipated) come from the same artifacts, before any query
 
 from __future__ import annotations
 
-import csv
-import gzip
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from router.answers import answers_match
 from router.sleep import Anticipated, vote
-from training.outcomes import CONTEXTS, OUTCOMES, SLEEP, read_jsonl, read_outcomes
+from training.outcomes import (
+    CONTEXTS,
+    OUTCOMES,
+    SLEEP,
+    read_jsonl,
+    read_outcomes,
+    read_rows,
+    write_rows,
+)
 
 FEATURES = "features.csv.gz"
 Encoder = Callable[[Sequence[str]], np.ndarray]
@@ -117,24 +123,9 @@ def _context_signals(
     }
 
 
-_FIELDS = [f.name for f in fields(QueryFeatureRow)]
-_TYPES = {f.name: f.type for f in fields(QueryFeatureRow)}
-
-
 def write_features(path: Path, rows: list[QueryFeatureRow]) -> None:
-    with gzip.open(path, "wt", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=_FIELDS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(
-                {k: int(v) if isinstance(v, bool) else v for k, v in asdict(row).items()}
-            )
+    write_rows(path, rows, QueryFeatureRow)
 
 
 def read_features(path: Path) -> list[QueryFeatureRow]:
-    cast = {"int": int, "float": float, "bool": lambda v: v in {"1", "True"}, "str": str}
-    with gzip.open(path, "rt", newline="", encoding="utf-8") as handle:
-        return [
-            QueryFeatureRow(**{k: cast[_TYPES[k]](v) for k, v in row.items()})
-            for row in csv.DictReader(handle)
-        ]
+    return read_rows(path, QueryFeatureRow)

@@ -65,7 +65,7 @@ def curve(cols: Columns, sleep_passes: int, *, samples: int = 1000) -> list[Curv
     on_budget = cols["sleep_passes"] == sleep_passes
     for level in np.unique(cols["rung"][on_budget]):
         part = select(cols, on_budget & (cols["rung"] == level))
-        per_context = _first_per_context(part)
+        per_context = first_per_context(part)
         points.append(
             CurvePoint(
                 sleep_passes=sleep_passes,
@@ -83,7 +83,8 @@ def curve(cols: Columns, sleep_passes: int, *, samples: int = 1000) -> list[Curv
     return sorted(points, key=lambda p: p.test_tokens)
 
 
-def _first_per_context(cols: Columns) -> Columns:
+def first_per_context(cols: Columns) -> Columns:
+    """One row per context (its first): for values every query of a context shares."""
     _, first = np.unique(cols["context_id"], return_index=True)
     return {k: v[first] for k, v in cols.items()}
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -49,13 +49,20 @@ class Outcome:
 
 
 FIELDS = [f.name for f in fields(Outcome)]
-_TYPES = {f.name: f.type for f in fields(Outcome)}
+Row = TypeVar("Row")
+_CASTS: dict[str, Callable[[str], Any]] = {
+    "bool": lambda v: v in {"1", "True", "true"},
+    "int": int,
+    "float": float,
+    "str": str,
+}
 
 
-def write_outcomes(path: Path, rows: Iterable[Outcome]) -> int:
+def write_rows(path: Path, rows: Iterable[Any], kind: type) -> int:
+    """Any flat dataclass as gzip CSV (booleans as 0/1); returns the rows written."""
     count = 0
     with gzip.open(path, "wt", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=FIELDS)
+        writer = csv.DictWriter(handle, fieldnames=[f.name for f in fields(kind)])
         writer.writeheader()
         for row in rows:
             writer.writerow(
@@ -65,24 +72,24 @@ def write_outcomes(path: Path, rows: Iterable[Outcome]) -> int:
     return count
 
 
-def read_outcomes(path: Path) -> list[Outcome]:
-    if not path.is_file():
-        raise DatasetError(f"no outcome table at {path}: write one with `sleeptime collect`")
+def read_rows(path: Path, kind: type[Row]) -> list[Row]:
+    """The inverse of write_rows: each column cast back to its field's type."""
+    types = {f.name: f.type for f in fields(kind)}  # strings: `from __future__ import annotations`
     with gzip.open(path, "rt", newline="", encoding="utf-8") as handle:
         return [
-            Outcome(**{k: _parse(k, v) for k, v in row.items()}) for row in csv.DictReader(handle)
+            kind(**{k: _CASTS[types[k]](v) for k, v in row.items()})
+            for row in csv.DictReader(handle)
         ]
 
 
-def _parse(name: str, value: str) -> Any:
-    kind = _TYPES[name]
-    if kind == "bool":
-        return value in {"1", "True", "true"}
-    if kind == "int":
-        return int(value)
-    if kind == "float":
-        return float(value)
-    return value
+def write_outcomes(path: Path, rows: Iterable[Outcome]) -> int:
+    return write_rows(path, rows, Outcome)
+
+
+def read_outcomes(path: Path) -> list[Outcome]:
+    if not path.is_file():
+        raise DatasetError(f"no outcome table at {path}: write one with `sleeptime collect`")
+    return read_rows(path, Outcome)
 
 
 def as_columns(rows: list[Outcome]) -> dict[str, np.ndarray]:

@@ -50,7 +50,7 @@ class ReplayTable:
         """Only the queries of the chosen contexts (for train / validation / test splits)."""
         keep = context_mask[self.context_index]
         remap = np.cumsum(context_mask) - 1
-        fields = {k: v for k, v in vars(self).items()}
+        fields = vars(self)
         per_query = (
             "query_ids",
             "correct",

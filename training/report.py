@@ -25,6 +25,7 @@ from training.metrics import (
     CurvePoint,
     compare,
     curve,
+    first_per_context,
     full_cost_per_query,
     tokens_at_accuracy,
 )
@@ -38,7 +39,7 @@ def summarize(outcome_dir: Path, *, t: float, samples: int = 1000) -> dict[str, 
     budgets = sorted(int(k) for k in np.unique(cols["sleep_passes"]))
     curves = {k: curve(cols, k, samples=samples) for k in budgets}
     comparisons = {k: compare(curves[0], curves[k]) for k in budgets if k > 0 and 0 in curves}
-    dataset_queries = float(np.mean(_per_context(cols, "queries_in_context")))
+    dataset_queries = float(np.mean(first_per_context(cols)["queries_in_context"]))
     run = json.loads((outcome_dir / RUN).read_text()) if (outcome_dir / RUN).exists() else {}
     summary: dict[str, Any] = {
         "outcomes": str(outcome_dir),
@@ -57,11 +58,6 @@ def summarize(outcome_dir: Path, *, t: float, samples: int = 1000) -> dict[str, 
         "k_scaling": _k_scaling(curves),
     }
     return summary | _headline(summary)
-
-
-def _per_context(cols: dict[str, np.ndarray], name: str) -> np.ndarray:
-    _, first = np.unique(cols["context_id"], return_index=True)
-    return cols[name][first]
 
 
 def _comparison_summary(
