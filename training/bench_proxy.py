@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from router.local_server import free_port
+from training import bench_soak
 
 TARGET_P50_MS, TARGET_P99_MS = 2.0, 10.0
 DEFAULT_UPSTREAM_MS = 50.0
@@ -112,14 +113,14 @@ async def _serve_upstream(port: int, delay_ms: float) -> None:
 # The load generator (this process).
 
 
-class _Client:
+class Client:
     """One keep-alive connection sending one request at a time, as one user of an SDK does."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def open(cls, port: int) -> _Client:
+    async def open(cls, port: int) -> Client:
         return cls(*await asyncio.open_connection("127.0.0.1", port))
 
     async def send(self, request: bytes) -> tuple[float, float]:
@@ -154,10 +155,10 @@ class _Samples:
 
 
 async def _round(port: int, concurrency: int, requests: int, into: _Samples) -> None:
-    clients = [await _Client.open(port) for _ in range(concurrency)]
+    clients = [await Client.open(port) for _ in range(concurrency)]
     request, remaining = _request(port), [requests]
 
-    async def user(client: _Client) -> None:
+    async def user(client: Client) -> None:
         while remaining[0] > 0:
             remaining[0] -= 1
             latency, delay = await client.send(request)
@@ -246,7 +247,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def _process(command: list[str], log: Path, ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
+def run_process(command: list[str], log: Path, ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -272,7 +273,7 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
     raise RuntimeError(f"{url} not ready after 60 s:\n{log.read_text()[-2000:]}")
 
 
-def _commands(folder: Path, upstream: int, proxy: int, upstream_ms: float) -> list[list[str]]:
+def commands(folder: Path, upstream: int, proxy: int, upstream_ms: float) -> list[list[str]]:
     python, url = sys.executable, f"http://127.0.0.1:{upstream}/v1"
     fake = f"-m training.bench_proxy upstream --port {upstream} --delay-ms {upstream_ms}"
     serve = f"-m training.serve_cmd --port {proxy} --upstream-url {url} --upstream-model bench"
@@ -285,14 +286,14 @@ def _run(args: argparse.Namespace) -> list[Level]:
     upstream_port, proxy_port = free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="sleeptime-bench-") as tmp:
         folder = Path(tmp)
-        upstream, proxy = _commands(folder, upstream_port, proxy_port, args.upstream_ms)
+        upstream, proxy = commands(folder, upstream_port, proxy_port, args.upstream_ms)
         up_ready = f"http://127.0.0.1:{upstream_port}/v1/models"
         with (
-            _process(upstream, folder / "upstream.log", up_ready),
-            _process(proxy, folder / "proxy.log", f"http://127.0.0.1:{proxy_port}/health") as p,
+            run_process(upstream, folder / "upstream.log", up_ready),
+            run_process(proxy, folder / "proxy.log", f"http://127.0.0.1:{proxy_port}/health") as p,
         ):
             ports = {"direct": upstream_port, "proxy": proxy_port}
-            return _new_loop().run_until_complete(_levels(ports, p.pid, levels, args))
+            return new_loop().run_until_complete(_levels(ports, p.pid, levels, args))
 
 
 async def _levels(
@@ -308,7 +309,7 @@ async def _levels(
     return results
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
+def new_loop() -> asyncio.AbstractEventLoop:
     uvloop = importlib.util.find_spec("uvloop") and importlib.import_module("uvloop")
     return uvloop.new_event_loop() if uvloop else asyncio.new_event_loop()
 
@@ -368,16 +369,26 @@ def parser() -> argparse.ArgumentParser:
     add("--upstream-ms", type=float, default=DEFAULT_UPSTREAM_MS, help="the fake upstream's mean "
         f"answer time (default {DEFAULT_UPSTREAM_MS:g}; 0: a saturation test)")  # fmt: skip
     add("--json", action="store_true", help="print one JSON object")
-    upstream = sub.add_parser("upstream", help=argparse.SUPPRESS)  # the fake upstream's process
+    bench_soak.add_parser(sub)
+    sub.add_parser("replay", add_help=False, help="a dataset through the proxy: pass-through vs "
+                   "the trained policy (`sleeptime bench replay --help`)")  # fmt: skip
+    upstream = sub.add_parser("upstream")  # the fake upstream's process
     upstream.add_argument("--port", type=int, required=True)
     upstream.add_argument("--delay-ms", type=float, default=0.0)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["replay"]:
+        from training import replay_proxy
+
+        return replay_proxy.main(argv[1:])
     args = parser().parse_args(argv)
+    if args.what == "soak":
+        return bench_soak.main(args)
     if args.what == "upstream":
-        _new_loop().run_until_complete(_serve_upstream(args.port, args.delay_ms))
+        new_loop().run_until_complete(_serve_upstream(args.port, args.delay_ms))
         return 0
     if not args.rounds <= args.requests <= 200_000:
         raise SystemExit("--requests must be between --rounds and 200000")

@@ -22,7 +22,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("training.models_cmd", "assemble and verify the embedded models"),
     "local": ("training.local_cmd", "serve the embedded model on 127.0.0.1 until Ctrl-C"),
     "serve": ("training.serve_cmd", "the OpenAI-compatible proxy with sleep-time compute"),
-    "bench": ("training.bench_proxy", "`bench proxy`: the proxy's overhead against a direct call"),
+    "bench": (
+        "training.bench_proxy",
+        "`bench proxy|soak|replay`: overhead, a soak, a dataset through the proxy",
+    ),
 }
 
 

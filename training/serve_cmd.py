@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
-from router.policy_router import PolicyRouter
 from router.proxy.app import create_app
 from router.proxy.config import ProxyConfig
 from router.proxy.server import serve
@@ -80,9 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _policy_router(args: argparse.Namespace) -> PolicyRouter:
-    """The trained policy on the estimators' scores; embeddings load once, before serving."""
+def _policy_router(args: argparse.Namespace) -> Any:
+    """The trained policy on the estimators' scores; embeddings load once, before serving.
+    Imported here: sklearn and torch cost seconds at start-up to a proxy that uses no policy."""
     from router.embeddings import default_embedder
+    from router.policy_router import PolicyRouter
 
     estimators = args.estimators or load_settings(args.config).cache_dir / "estimators" / (
         "predictability.pkl"

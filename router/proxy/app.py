@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException
 
 from router.forward import Forwarder
 from router.local_server import start_local_server
-from router.proxy import routes
+from router.proxy import openapi, routes
 from router.proxy.chat import chat_completions
 from router.proxy.config import ProxyConfig
 from router.proxy.errors import ApiError
@@ -36,6 +36,7 @@ from router.proxy.tenants import Tenants
 from router.settings import Settings
 from router.sleep import ChatBackend
 from router.store.base import SleepJob, Store
+from router.store.journal import RecordJournal
 from router.store.sqlite import SqliteStore
 from router.upstream import OpenAIBackend, RetryPolicy
 from router.worker import SleepBudgetFn, SleepWorker, fixed_budget
@@ -78,6 +79,7 @@ def create_app(
     app = FastAPI(title="sleeptime", version="0.1.0", lifespan=lifespan, telemetry=NO_TELEMETRY)
     _add_routes(app)
     _add_error_handlers(app)
+    openapi.document(app)
     return app
 
 
@@ -123,11 +125,15 @@ async def _start(config: ProxyConfig, parts: Parts, stack: contextlib.AsyncExitS
         store = SqliteStore(config.database)
         stack.callback(store.close)
     store.requeue_running()
+    journal = RecordJournal(config.journal_dir)
+    await to_thread.run_sync(journal.recover, store)  # before serving: what a crash left
     router = parts.router or ROUTERS[config.router]()
     tenants = Tenants.from_file(config.salt_file)
-    state = ProxyState(config, forwarder, store, router, tenants, upstream_model=model)
+    state = ProxyState(
+        config, forwarder, store, router, tenants, upstream_model=model, journal=journal.open()
+    )
     state.writer.start()
-    stack.callback(state.writer.close)
+    stack.callback(state.close)
     if config.sleep_enabled:
         await _start_worker(config, parts, state, stack)
     return state

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
 from router.errors import UpstreamError
+from router.ladder import rung
 from router.proxy import synth
 from router.proxy.contexts import HEADER, ContextRef, explicit_name, identify
 from router.proxy.errors import ApiError, from_upstream
@@ -93,12 +95,29 @@ async def chat_completions(request: Request) -> Response:
     state: ProxyState = request.app.state.proxy
     authorization = request.headers.get("authorization")
     exchange = Exchange(state, state.tenants.identify(authorization), state.new_request_id())
+    if not state.limits.enter(exchange.tenant):
+        return exchange.fail(state.limits.refusal())
+    try:
+        response = await _chat(request, state, exchange)
+    except BaseException:
+        state.limits.leave(exchange.tenant)
+        raise
+    if isinstance(response, _RelayResponse):
+        response.on_close = lambda: state.limits.leave(exchange.tenant)
+    else:
+        state.limits.leave(exchange.tenant)
+    return response
+
+
+async def _chat(request: Request, state: ProxyState, exchange: Exchange) -> Response:
     try:
         chat = parse_chat(await read_body(request, state.config.max_body_bytes))
         name = explicit_name(request.headers.get(HEADER), chat.context_name)
     except ApiError as error:
         return exchange.fail(error)
     exchange.ref, query = identify(chat.messages, name)
+    if _oversized(exchange.ref, chat, state.config.max_context_bytes):
+        exchange.ref = None  # answered as it is; too big to store or think about
     exchange.context = state.lookup(exchange.tenant, exchange.ref)
     exchange.decision, messages = state.route(
         exchange.tenant, exchange.context, query, chat.messages
@@ -107,6 +126,8 @@ async def chat_completions(request: Request) -> Response:
         body, strip_usage = await _outgoing(state, exchange, chat, messages)
     except (UpstreamError, LookupError) as exc:
         return exchange.fail(_model_error(exc))
+    except ApiError as error:
+        return exchange.fail(error)
     if exchange.decision.route == "cached" and exchange.decision.answer is not None:
         return _cached(exchange, chat, exchange.decision.answer)
     if chat.stream:
@@ -150,6 +171,7 @@ class _RelayResponse(StreamingResponse):
         super().__init__(self._events, headers=exchange.headers(), media_type="text/event-stream")
         self._exchange = exchange
         self._relay = relay
+        self.on_close: Callable[[], None] = lambda: None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -159,6 +181,7 @@ class _RelayResponse(StreamingResponse):
                 await self._events.aclose()
                 await self._relay.aclose()
             self._exchange.state.end()
+            self.on_close()
             self._exchange.finish(*self._relay.outcome(), usage=self._relay.usage)
 
 
@@ -189,9 +212,14 @@ async def _outgoing(
     model = body.get("model")
     if not model or model == "sleeptime":
         model = changes["model"] = await state.upstream_model()
+    elif not await _accepts(state, model):
+        message = f"The model '{model}' does not exist or you do not have access to it."
+        raise ApiError(404, message, param="model", code="model_not_found")
     exchange.model = model
     if messages is not None:
         changes["messages"] = messages
+    if exchange.decision.rung:
+        changes.update(_budget(body, rung(exchange.decision.rung).max_tokens))
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and CONTEXT_KEY in metadata:
         changes["metadata"] = {k: v for k, v in metadata.items() if k != CONTEXT_KEY} or None
@@ -202,6 +230,28 @@ async def _outgoing(
         return chat.raw, False
     merged = {k: v for k, v in {**body, **changes}.items() if v is not None or k not in changes}
     return json.dumps(merged).encode(), add_usage
+
+
+def _budget(body: dict[str, Any], limit: int) -> dict[str, int]:
+    """The rung's token budget, or the client's where the client asked for less."""
+    given = {k: body[k] for k in ("max_tokens", "max_completion_tokens") if body.get(k)}
+    if not given:
+        return {"max_tokens": limit}
+    return {k: min(v, limit) for k, v in given.items()}
+
+
+def _oversized(ref: ContextRef | None, chat: ChatRequest, limit: int) -> bool:
+    """The body's size bounds the context's, so most requests never build the text."""
+    return ref is not None and len(chat.raw) > limit and len(ref.text.encode()) > limit
+
+
+async def _accepts(state: ProxyState, model: str) -> bool:
+    config = state.config
+    if config.models:
+        return model in config.models
+    if config.settings.uses_local_model:
+        return model == await state.upstream_model()
+    return True
 
 
 def _model_error(exc: Exception) -> ApiError:

@@ -31,6 +31,11 @@ class ProxyConfig:
     record_queue: int = 10_000
     context_cache_s: float = 1.0  # how stale a context record the router may see
     max_connections: int = 512
+    # Models clients may name besides "sleeptime". Empty: any, and the upstream decides; with
+    # the embedded model, only its own name (llama.cpp would answer any name with itself).
+    models: tuple[str, ...] = ()
+    max_context_bytes: int = 256 * 1024  # larger contexts pass through, never stored or slept on
+    max_inflight_per_key: int = 64  # one key's concurrent requests; beyond it, 429 + Retry-After
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> ProxyConfig:
@@ -41,6 +46,11 @@ class ProxyConfig:
     @property
     def database(self) -> Path:
         return self.db_path or self.settings.cache_dir / "sleeptime.sqlite"
+
+    @property
+    def journal_dir(self) -> Path:
+        """The record journal goes with the database it feeds (`router.store.journal`)."""
+        return self.database.with_name(self.database.name + ".journal")
 
     @property
     def salt_file(self) -> Path:

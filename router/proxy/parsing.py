@@ -19,8 +19,39 @@ from router.proxy.errors import ApiError, bad_request
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 NEEDS_CONTENT = frozenset({"system", "developer", "user"})
 CONTEXT_KEY = "sleeptime_context"  # in the request's `metadata`
-NUMBERS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
-COUNTS = ("max_tokens", "max_completion_tokens", "n")
+# name: (lowest, highest), OpenAI's documented ranges; out of range is the client's mistake.
+NUMBERS = {
+    "temperature": (0.0, 2.0),
+    "top_p": (0.0, 1.0),
+    "presence_penalty": (-2.0, 2.0),
+    "frequency_penalty": (-2.0, 2.0),
+}
+MAX_OUTPUT_TOKENS = 1 << 20  # no model answers this much; more is a bug in the client
+COUNTS = {
+    "max_tokens": (1, MAX_OUTPUT_TOKENS),
+    "max_completion_tokens": (1, MAX_OUTPUT_TOKENS),
+    "n": (1, 128),
+    "top_logprobs": (0, 20),
+    "seed": (-(1 << 63), (1 << 64) - 1),
+}
+# Known parameters of other types. Unknown names pass through untouched (the upstream decides),
+# so a new OpenAI parameter, or a server's own (llama.cpp's top_k), keeps working.
+TYPED: dict[str, tuple[type, ...]] = {
+    "model": (str,),
+    "stream": (bool,),
+    "logprobs": (bool,),
+    "parallel_tool_calls": (bool,),
+    "store": (bool,),
+    "user": (str,),
+    "stop": (str, list),
+    "logit_bias": (dict,),
+    "response_format": (dict,),
+    "stream_options": (dict,),
+    "metadata": (dict,),
+    "tools": (list,),
+    "tool_choice": (str, dict),
+    "reasoning_effort": (str,),
+}
 
 
 @dataclass(frozen=True)
@@ -51,7 +82,7 @@ def load_object(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         raise bad_request("the request body is empty; send a JSON object", code="invalid_json")
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_not_json)
     except UnicodeDecodeError as exc:
         message = f"the request body is not valid UTF-8: {exc}"
         raise bad_request(message, code="invalid_json") from None
@@ -61,6 +92,11 @@ def load_object(raw: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise bad_request("the request body must be a JSON object", code="invalid_json")
     return data
+
+
+def _not_json(name: str) -> Any:
+    """Python's json reads NaN and Infinity; JSON has neither, and no upstream takes them."""
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def parse_chat(raw: bytes) -> ChatRequest:
@@ -107,29 +143,40 @@ def check_message(index: int, message: Any) -> None:
 
 
 def _check_scalars(body: dict[str, Any]) -> None:
-    _optional(body, "model", str)
-    _optional(body, "stream", bool)
-    for name in NUMBERS:
+    for name, kinds in TYPED.items():
+        _optional(body, name, *kinds)
+    for name, (low, high) in NUMBERS.items():
         value = body.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
             raise bad_request(f"'{name}' must be a number", param=name)
-    for name in COUNTS:
+        if not low <= value <= high:  # NaN fails this too
+            raise bad_request(f"'{name}' must be between {low} and {high}", param=name)
+    for name, (low, high) in COUNTS.items():
         value = body.get(name)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
             raise bad_request(f"'{name}' must be an integer", param=name)
-        if isinstance(value, int) and value < 1:
-            raise bad_request(f"'{name}' must be at least 1", param=name)
+        if not low <= value <= high:
+            raise bad_request(f"'{name}' must be between {low} and {high}", param=name)
+    stop = body.get("stop")
+    if isinstance(stop, list) and not all(isinstance(s, str) for s in stop):
+        raise bad_request("'stop' must be a string or an array of strings", param="stop")
 
 
-def _optional(body: dict[str, Any], name: str, kind: type) -> Any:
+def _optional(body: dict[str, Any], name: str, *kinds: type) -> Any:
     value = body.get(name)
-    if value is not None and not isinstance(value, kind):
-        raise bad_request(f"'{name}' must be of type {_type_name(kind)}", param=name)
+    if value is not None and not isinstance(value, kinds):
+        expected = " or ".join(_type_name(kind) for kind in kinds)
+        raise bad_request(f"'{name}' must be of type {expected}", param=name)
     return value
 
 
 def _type_name(kind: type) -> str:
-    return {str: "string", bool: "boolean", dict: "object"}.get(kind, kind.__name__)
+    names = {str: "string", bool: "boolean", dict: "object", list: "array"}
+    return names.get(kind, kind.__name__)
 
 
 def _too_large(limit: int) -> ApiError:

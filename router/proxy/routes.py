@@ -47,6 +47,10 @@ async def register_context(request: Request) -> Response:
     state, tenant = _state_and_tenant(request)
     body = load_object(await read_body(request, state.config.max_body_bytes))
     context_id, text = _context_of(body)
+    limit = state.config.max_context_bytes
+    if len(text.encode()) > limit:
+        message = f"the context is larger than {limit} bytes, too large to think about"
+        raise ApiError(413, message, param="context", code="context_too_large")
     record = await to_thread.run_sync(state.store.register_context, tenant, context_id, text)
     state.forget(tenant, context_id)
     if record.sleep_status is None:

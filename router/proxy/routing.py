@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from router.answering import NOTES_HINT
+from router.ladder import Rung, rung
 from router.store.base import ContextRecord
 
 Route = Literal["full", "enriched", "cached"]
@@ -67,11 +68,30 @@ def rewrite(
     decision: RouteDecision, context: ContextRecord | None, messages: list[dict[str, Any]]
 ) -> list[dict[str, Any]] | None:
     """The messages to send instead of the client's, or None to send the client's as they are."""
-    if decision.route != "enriched":
+    if decision.route == "cached":
         return None
-    if context is None or not context.learned:
-        raise ValueError("the enriched route needs a context with a learned context")
-    return enrich(messages, context.learned)
+    rewritten = messages
+    if decision.route == "enriched":
+        if context is None or not context.learned:
+            raise ValueError("the enriched route needs a context with a learned context")
+        rewritten = enrich(rewritten, context.learned)
+    if decision.rung:
+        rewritten = with_budget(rewritten, rung(decision.rung))
+    return None if rewritten is messages else rewritten
+
+
+def with_budget(messages: list[dict[str, Any]], budget: Rung) -> list[dict[str, Any]]:
+    """The rung's instruction closes the query: small models follow the last instruction
+    they read, and the upstream's max_tokens (set by the proxy) enforces the rest."""
+    last_user = max(i for i, m in enumerate(messages) if m.get("role") == "user")
+    query = messages[last_user]
+    note = f"Answer budget: {budget.instruction}"
+    content = query.get("content")
+    if isinstance(content, list):
+        content = [*content, {"type": "text", "text": note}]
+    else:
+        content = f"{content or ''}\n\n{note}"
+    return [*messages[:last_user], {**query, "content": content}, *messages[last_user + 1 :]]
 
 
 def enrich(messages: list[dict[str, Any]], notes: str) -> list[dict[str, Any]]:

@@ -14,10 +14,12 @@ from typing import Any
 from router.forward import Forwarder
 from router.proxy.config import ProxyConfig
 from router.proxy.contexts import ContextRef
+from router.proxy.limits import KeyLimits
 from router.proxy.metrics import Metrics
 from router.proxy.routing import PASS_THROUGH, RouteDecision, Router, rewrite
 from router.proxy.tenants import Tenants
 from router.store.base import ContextRecord, RequestRecord, Store
+from router.store.journal import RecordJournal
 from router.store.writer import BackgroundWriter
 from router.worker import SleepWorker
 
@@ -44,15 +46,18 @@ class ProxyState:
         *,
         upstream_model: str = "",
         metrics: Metrics | None = None,
+        journal: RecordJournal | None = None,
     ) -> None:
         self.config = config
         self.forwarder = forwarder
         self.store = store
         self.router = router
         self.tenants = tenants
+        self.limits = KeyLimits(config.max_inflight_per_key)
         self.metrics = metrics or Metrics()
         self.worker: SleepWorker | None = None
         self.inflight = 0
+        self.journal = journal  # opened: records outlive a crash; None: they wait in memory
         self.writer: BackgroundWriter[RequestRecord | Sighting] = BackgroundWriter(
             self._write, max_queue=config.record_queue
         )
@@ -139,7 +144,21 @@ class ProxyState:
         return f"req-{self._id_prefix}{next(self._ids):08x}"
 
     def record(self, record: RequestRecord) -> None:
-        self.writer.put(record)
+        """Journaled before it returns, so the record of a response a client got outlives a
+        crash of the proxy; the writer moves it to the store with its next batch. Without a
+        journal, or when it fails (a full disk), the record waits in the writer's queue."""
+        if self.journal is not None and self.journal.append(record):
+            self.writer.nudge()
+        else:
+            self.writer.put(record)
+
+    def close(self) -> None:
+        """Stops the writer, then moves what the journal still holds into the store; what a
+        failing store refuses stays in the journal for the next start."""
+        self.writer.close()
+        if self.journal is not None:
+            self.journal.close()
+            self.journal.catch_up(self.store)
 
     def cost(self, completion_tokens: int) -> float:
         """In sleep-time token units, as DESIGN.md prices test-time tokens."""
@@ -148,6 +167,9 @@ class ProxyState:
     # The writer thread.
 
     def _write(self, items: Sequence[RequestRecord | Sighting]) -> None:
+        """Journaled records first: they are what a crash must not lose."""
+        if self.journal is not None:
+            self.journal.drain(self.store)
         records = [item for item in items if isinstance(item, RequestRecord)]
         if records:
             self.store.add_records(records)

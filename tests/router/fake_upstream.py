@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
@@ -202,8 +202,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         fake = self.server.fake
-        fake._record(Recorded(self.command, self.path, dict(self.headers.items()), body))
-        reply = fake._next_reply(self.command, self.path)
+        recorded = Recorded(self.command, self.path, dict(self.headers.items()), body)
+        fake._record(recorded)
+        reply = fake._next_reply(recorded)
         if reply.delay_s and fake._stopping.wait(reply.delay_s):
             return
         if reply.events is None:
@@ -249,7 +250,7 @@ class _Handler(BaseHTTPRequestHandler):
 class FakeUpstream:
     """A live fake upstream; `url` ends in /v1 like the base URL of a real one."""
 
-    def __init__(self, fallback: Reply | None = None) -> None:
+    def __init__(self, fallback: Reply | Callable[[Recorded], Reply] | None = None) -> None:
         self.fallback = fallback
         self.requests: list[Recorded] = []
         self._replies: queue.SimpleQueue[Reply] = queue.SimpleQueue()
@@ -292,10 +293,24 @@ class FakeUpstream:
         with self._lock:
             self.requests.append(request)
 
-    def _next_reply(self, method: str, path: str) -> Reply:
+    def _next_reply(self, request: Recorded) -> Reply:
         try:
             return self._replies.get_nowait()
         except queue.Empty:
+            if callable(self.fallback):
+                return self.fallback(request)
             if self.fallback is not None:
                 return self.fallback
-            return error_reply(418, f"fake upstream: no reply enqueued for {method} {path}")
+            message = f"fake upstream: no reply enqueued for {request.method} {request.path}"
+            return error_reply(418, message)
+
+
+def healthy(request: Recorded) -> Reply:
+    """A fallback that answers like a working upstream: a model list, a completion, or a
+    stream, as the request asks."""
+    if request.method == "GET":
+        return json_reply({"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+    asked = request.json if request.body else {}
+    if isinstance(asked, dict) and asked.get("stream"):
+        return stream_reply(["ok"], usage=usage_body(5, 1))
+    return completion("ok", usage=usage_body(5, 1))

@@ -190,6 +190,6 @@ def test_tenants_never_see_each_others_contexts(
     records = [state.store.get_context(t, context_hash(CONTEXT)) for t in hashes]
     assert [r.seen for r in records] == [2, 2]  # counted apart, not 4 for one
     client.post("/v1/feedback", json={"request_id": "x", "correct": True}, headers=auth(KEY_B))
-    raw = b"".join(p.read_bytes() for p in tmp_path.glob("sleeptime.sqlite*"))
+    raw = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
     assert raw and KEY_A.encode() not in raw and KEY_B.encode() not in raw
     assert all(key not in json.dumps([r.headers for r in fake.requests]) for key in (KEY_A, KEY_B))

@@ -20,6 +20,7 @@ from proxy_fakes import QUICK, config_for
 
 from router.forward import Forwarder
 from router.proxy.app import create_app
+from router.proxy.config import ProxyConfig
 
 GOOD = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 USER = {"role": "user", "content": "hi"}
@@ -46,6 +47,10 @@ BAD_BODIES: dict[str, bytes] = {
     "not an object": b"[1, 2, 3]",
     "empty body": b"",
     "invalid utf-8": b'{"model": "m", "messages": [{"role": "user", "content": "\xff\xfe"}]}',
+    "NaN temperature": b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], '
+    b'"temperature": NaN}',
+    "huge integer": b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], '
+    b'"max_tokens": ' + b"9" * 5000 + b"}",
 }
 BAD_FIELDS: dict[str, dict] = {
     "missing messages": {"model": "m"},
@@ -62,6 +67,17 @@ BAD_FIELDS: dict[str, dict] = {
     "max_tokens a float": {"model": "m", "messages": [USER], "max_tokens": 1.5},
     "max_tokens zero": {"model": "m", "messages": [USER], "max_tokens": 0},
     "stream_options a list": {"model": "m", "messages": [USER], "stream_options": []},
+    "absurd max_tokens": {"model": "m", "messages": [USER], "max_tokens": 10**15},
+    "negative max_tokens": {"model": "m", "messages": [USER], "max_tokens": -5},
+    "temperature out of range": {"model": "m", "messages": [USER], "temperature": 7},
+    "top_p negative": {"model": "m", "messages": [USER], "top_p": -0.1},
+    "n too large": {"model": "m", "messages": [USER], "n": 100000},
+    "stop a number": {"model": "m", "messages": [USER], "stop": 3},
+    "stop list of numbers": {"model": "m", "messages": [USER], "stop": [1, 2]},
+    "tools an object": {"model": "m", "messages": [USER], "tools": {"a": 1}},
+    "logit_bias a list": {"model": "m", "messages": [USER], "logit_bias": [1]},
+    "seed a string": {"model": "m", "messages": [USER], "seed": "7"},
+    "user a number": {"model": "m", "messages": [USER], "user": 7},
     "metadata context a number": {
         "model": "m",
         "messages": [USER],
@@ -179,3 +195,57 @@ def test_stream_refused_before_first_byte_is_a_plain_error(
     response = client.post("/v1/chat/completions", json={**GOOD, "stream": True})
     assert_openai_error(response, 502)
     assert client.get("/health").json()["inflight"] == 0
+
+
+def test_unknown_model_is_404_when_models_are_listed(
+    make_client: Callable[..., TestClient], fake: FakeUpstream
+) -> None:
+    client = make_client(models=("m", "m-large"))
+    response = client.post("/v1/chat/completions", json={**GOOD, "model": "gpt-9"})
+    error = assert_openai_error(response, 404)
+    assert error["code"] == "model_not_found" and error["param"] == "model"
+    assert fake.requests == []
+    fake.enqueue(completion("fine"))
+    ok = client.post("/v1/chat/completions", json={**GOOD, "model": "m-large"})
+    assert ok.status_code == 200 and fake.requests[0].json["model"] == "m-large"
+
+
+def test_embedded_model_answers_only_to_its_name(tmp_path: Path, fake: FakeUpstream) -> None:
+    """llama.cpp answers any model name with itself; the proxy says the name is wrong."""
+    settings = config_for(tmp_path).settings.replace(upstream_url="")
+    forwarder = Forwarder(fake.url, retry=QUICK)
+    config = ProxyConfig.from_settings(settings, sleep_enabled=False)
+    with TestClient(create_app(config, forwarder=forwarder)) as client:
+        wrong = client.post("/v1/chat/completions", json={**GOOD, "model": "gpt-4o"})
+        assert assert_openai_error(wrong, 404)["code"] == "model_not_found"
+        fake.enqueue(completion("fine"), completion("fine"))
+        assert client.post("/v1/chat/completions", json=GOOD).status_code == 200  # "m" itself
+        alias = client.post("/v1/chat/completions", json={**GOOD, "model": "sleeptime"})
+        assert alias.status_code == 200
+        client.portal.call(forwarder.aclose)
+
+
+def test_unknown_parameters_pass_through(client: TestClient, fake: FakeUpstream) -> None:
+    """A new OpenAI parameter, or a server's own (llama.cpp's top_k), is the upstream's call."""
+    fake.enqueue(completion("fine"), error_reply(400, "Unrecognized request argument: frob"))
+    assert client.post("/v1/chat/completions", json={**GOOD, "top_k": 40}).status_code == 200
+    assert fake.requests[0].json["top_k"] == 40
+    rejected = client.post("/v1/chat/completions", json={**GOOD, "frob": 1})
+    assert assert_openai_error(rejected, 400)["message"] == "Unrecognized request argument: frob"
+
+
+def test_oversized_context_passes_through_unstored(
+    make_client: Callable[..., TestClient], fake: FakeUpstream
+) -> None:
+    client = make_client(max_context_bytes=1000)
+    big = {"role": "system", "content": "fact. " * 400}
+    fake.enqueue(completion("fine"), completion("fine"))
+    for _ in range(2):  # twice: a context seen twice would be queued for sleep
+        response = client.post("/v1/chat/completions", json={**GOOD, "messages": [big, USER]})
+        assert response.status_code == 200
+        assert "x-sleeptime-context" not in response.headers
+    registered = client.post("/v1/contexts", json={"context": "fact. " * 400})
+    assert assert_openai_error(registered, 413)["code"] == "context_too_large"
+    state = client.app.state.proxy  # type: ignore[attr-defined]
+    state.writer.flush()
+    assert state.store.job_counts() == {}

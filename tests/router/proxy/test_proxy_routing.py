@@ -13,6 +13,7 @@ from proxy_fakes import KEY_A, KEY_B, QUICK, config_for
 
 from router.answering import NOTES_HINT
 from router.forward import Forwarder
+from router.ladder import rung
 from router.proxy.app import create_app
 from router.proxy.routing import EnrichedRouter, RouteDecision, enrich
 from router.store import ContextRecord, SqliteStore
@@ -85,6 +86,29 @@ def test_cached_route_answers_without_the_upstream(
     streamed = post(client, stream=True).text
     assert '"content": "42"' in streamed and streamed.endswith("data: [DONE]\n\n")
     assert fake.requests == []
+
+
+def test_the_chosen_rung_is_enforced(
+    make_client: Callable[..., TestClient], fake: FakeUpstream
+) -> None:
+    """The rung's instruction closes the query and its budget caps the client's max_tokens."""
+    client = make_client(router=Scripted(RouteDecision("full", rung="brief")))
+    fake.enqueue(completion("a"), completion("b"), completion("c"))
+    post(client)
+    client.post("/v1/chat/completions", json={"model": "m", "messages": MESSAGES, "max_tokens": 9})
+    client.post(
+        "/v1/chat/completions", json={"model": "m", "messages": MESSAGES, "max_tokens": 900}
+    )
+    sent = [r.json for r in fake.requests]
+    assert [s["max_tokens"] for s in sent] == [
+        rung("brief").max_tokens,
+        9,
+        rung("brief").max_tokens,
+    ]
+    last = sent[0]["messages"][-1]
+    assert last["role"] == "user" and last["content"].startswith("Q?")
+    assert last["content"].endswith(rung("brief").instruction)
+    assert sent[0]["messages"][0] == MESSAGES[0]
 
 
 def test_enriched_router_only_with_a_learned_context() -> None:
