@@ -25,10 +25,21 @@ Encoder = Callable[[Sequence[str]], np.ndarray]
 
 
 class PolicyRouter:
-    def __init__(self, policy: Policy, models: dict[str, CalibratedModel], encode: Encoder) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        models: dict[str, CalibratedModel],
+        encode: Encoder,
+        *,
+        max_cached: int = 4096,
+    ) -> None:
         self.policy = policy
         self.models = models
         self.encode = encode
+        self.max_cached = max_cached
+        # The anticipated questions are known at sleep time: embedded once per context version,
+        # so a request embeds only its own query. Keyed by tenant too: nothing crosses tenants.
+        self._anticipated: dict[tuple[str, str, int, float], np.ndarray] = {}
 
     @classmethod
     def from_files(cls, policy_path: Path, estimator_path: Path, encode: Encoder) -> PolicyRouter:
@@ -38,7 +49,7 @@ class PolicyRouter:
     def decide(self, tenant: str, context: ContextRecord | None, query: str) -> RouteDecision:
         if context is None or not context.has_learned or not context.anticipated:
             return RouteDecision("full", reason="no learned context yet")
-        features, nearest = self.features(context, query)
+        features, nearest = self.features(context, query, tenant)
         scores = {
             name: float(m.predict_proba(matrix([features], m.features))[0, 1])
             for name, m in self.models.items()
@@ -66,10 +77,11 @@ class PolicyRouter:
             reason=f"policy {self.policy.name}",
         )
 
-    def features(self, context: ContextRecord, query: str) -> tuple[dict[str, Any], dict]:
+    def features(
+        self, context: ContextRecord, query: str, tenant: str = ""
+    ) -> tuple[dict[str, Any], dict]:
         anticipated = context.anticipated or []
-        vectors = self.encode([query] + [a["question"] for a in anticipated])
-        sims = vectors[1:] @ vectors[0]
+        sims = self._anticipated_vectors(tenant, context) @ self.encode([query])[0]
         order = np.argsort(-sims)
         best = anticipated[int(order[0])]
         agreements = [float(a.get("agreement", 1.0)) for a in anticipated]
@@ -86,3 +98,13 @@ class PolicyRouter:
             "context_words": len(words),
             "context_numbers": sum(any(c.isdigit() for c in w) for w in words),
         }, best
+
+    def _anticipated_vectors(self, tenant: str, context: ContextRecord) -> np.ndarray:
+        key = (tenant, context.context_id, context.version, context.updated)
+        vectors = self._anticipated.get(key)
+        if vectors is None:
+            if len(self._anticipated) >= self.max_cached:
+                self._anticipated.clear()
+            questions = [a["question"] for a in context.anticipated or []]
+            vectors = self._anticipated[key] = self.encode(questions)
+        return vectors

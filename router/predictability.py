@@ -70,6 +70,7 @@ class CalibratedModel(ClassifierMixin, BaseEstimator):
     def fit(self, x: np.ndarray, y: np.ndarray) -> CalibratedModel:
         y = np.asarray(y).astype(int)
         self.classes_ = np.array([0, 1])
+        self.__dict__.pop("terms_", None)  # read again from the new fit
         if len(np.unique(y)) < 2:  # nothing to separate: a constant, honest probability
             self.constant_ = float(y.mean()) if len(y) else 0.0
             self.model_ = None
@@ -86,10 +87,50 @@ class CalibratedModel(ClassifierMixin, BaseEstimator):
         if self.model_ is None:
             p = np.full(len(x), self.constant_)
             return np.column_stack([1 - p, p])
-        return self.model_.predict_proba(x)
+        terms = self._linear_terms()
+        if terms is None:
+            return self.model_.predict_proba(x)
+        p = np.mean([_sigmoid(a * (((x - m) / s) @ w + c) + b) for m, s, w, c, a, b in terms], 0)
+        return np.column_stack([1 - p, p])
+
+    def _linear_terms(self) -> list[tuple] | None:
+        """The fitted logistic ensemble as plain arrays, read once: on a single row scikit-learn
+        spends about a millisecond per fold in validation and dispatch, numpy microseconds, and
+        the router scores every request. Same numbers (tested); None where it does not apply."""
+        cached = getattr(self, "terms_", False)
+        if cached is not False:
+            return cached
+        self.terms_: list[tuple] | None = None
+        if self.kind == "logistic" and self.calibration == "sigmoid":
+            parts = getattr(self.model_, "calibrated_classifiers_", None)
+            pairs = [(p.estimator, p.calibrators[0]) for p in parts] if parts else None
+            if pairs is None and hasattr(self.model_, "named_steps"):
+                pairs = [(self.model_, None)]
+            if pairs:
+                self.terms_ = [_terms(pipeline, calibrator) for pipeline, calibrator in pairs]
+        return self.terms_
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return (self.predict_proba(x)[:, 1] >= 0.5).astype(int)
+
+
+def _terms(pipeline: Any, calibrator: Any) -> tuple:
+    """(mean, scale, weights, intercept, a, b): p = sigmoid(a * f + b) with f the logistic's
+    decision value; scikit-learn's sigmoid calibration is 1 / (1 + exp(A f + B)), so a = -A."""
+    scaler, logistic = (
+        pipeline.named_steps["standardscaler"],
+        pipeline.named_steps["logisticregression"],
+    )
+    if calibrator is None:  # an uncalibrated logistic: its own probability
+        a, b = 1.0, 0.0
+    else:
+        a, b = -float(calibrator.a_), -float(calibrator.b_)
+    scale = np.where(scaler.scale_ == 0, 1.0, scaler.scale_)
+    return scaler.mean_, scale, logistic.coef_[0], float(logistic.intercept_[0]), a, b
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
 
 
 def matrix(rows: Sequence[Any], features: Sequence[str]) -> np.ndarray:

@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from router.local_server import free_port
-from training import bench_soak
+from training import bench_scoring, bench_soak
 
 TARGET_P50_MS, TARGET_P99_MS = 2.0, 10.0
 DEFAULT_UPSTREAM_MS = 50.0
@@ -370,6 +370,7 @@ def parser() -> argparse.ArgumentParser:
         f"answer time (default {DEFAULT_UPSTREAM_MS:g}; 0: a saturation test)")  # fmt: skip
     add("--json", action="store_true", help="print one JSON object")
     bench_soak.add_parser(sub)
+    bench_scoring.add_parser(sub)
     sub.add_parser("replay", add_help=False, help="a dataset through the proxy: pass-through vs "
                    "the trained policy (`sleeptime bench replay --help`)")  # fmt: skip
     upstream = sub.add_parser("upstream")  # the fake upstream's process
@@ -387,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.what == "soak":
         return bench_soak.main(args)
+    if args.what == "scoring":
+        return bench_scoring.main(args)
     if args.what == "upstream":
         new_loop().run_until_complete(_serve_upstream(args.port, args.delay_ms))
         return 0

@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("training.collect", "run the benchmark grid and store an outcome table"),
     "report": ("training.report", "figures and ratios from stored outcome tables (no LLM)"),
     "predictability": ("training.predictability_cmd", "fit and score predictability estimators"),
+    "logprob": ("training.logprob_cmd", "log p(query | context) per query, from llama.cpp"),
     "train": ("training.train_cmd", "Optuna policy search by replay, every trial in MLflow"),
     "evaluate": ("training.evaluate_cmd", "replay a policy file beside the built-ins"),
     "models": ("training.models_cmd", "assemble and verify the embedded models"),
@@ -24,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("training.serve_cmd", "the OpenAI-compatible proxy with sleep-time compute"),
     "bench": (
         "training.bench_proxy",
-        "`bench proxy|soak|replay`: overhead, a soak, a dataset through the proxy",
+        "`bench proxy|soak|scoring|replay`: overhead, soak, router time, savings",
     ),
 }
 

@@ -35,6 +35,7 @@ from training.features import (
     read_features,
     write_features,
 )
+from training.logprob_cmd import read_logprobs
 from training.outcomes import OUTCOMES, Outcome, read_outcomes
 
 
@@ -141,6 +142,22 @@ def _per_context(rows: list[dict[str, Any]], scores: np.ndarray) -> tuple[np.nda
     return score, gain
 
 
+def logprob_analysis(folders: list[Path], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The paper's measure, where `sleeptime logprob` wrote it: each context's mean per-token
+    log p(query | context) against its realized gain, over every context (nothing is fit)."""
+    logprobs = {k: v for folder in folders for k, v in read_logprobs(folder).items()}
+    scored = [r for r in rows if r["query_id"] in logprobs]
+    if not scored:
+        return {}
+    score = np.array([logprobs[r["query_id"]].mean_logprob for r in scored])
+    context_score, gain = _per_context(scored, score)
+    return {
+        "logprob_contexts": len(context_score),
+        "logprob_spearman": metrics.spearman(context_score, gain),
+        "logprob_quintile_gain": metrics.quintile_gain(context_score, gain),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sleeptime predictability", description=__doc__)
     parser.add_argument("outcomes", nargs="+", type=Path, help="folders written by collect")
@@ -165,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     summary, models = evaluate(
         rows, test, kind=args.model, max_wrong=args.max_wrong, serve_share=args.serve_share
     )
+    summary |= logprob_analysis(args.outcomes, rows)
     summary |= {
         "outcomes": [str(f) for f in args.outcomes],
         "model": args.model,
@@ -200,9 +218,9 @@ def _log(summary: dict[str, Any], plot: Path, uri: str) -> str:
                 if isinstance(v, float | int) and not isinstance(v, bool)
             }
         )
-        tracking.log_metrics(
-            {f"quintile_gain_{i + 1}": g for i, g in enumerate(summary["quintile_gain"])}
-        )
+        for key in ("quintile_gain", "logprob_quintile_gain"):
+            gains = summary.get(key, [])
+            tracking.log_metrics({f"{key}_{i + 1}": g for i, g in enumerate(gains)})
         tracking.log_artifact(plot)
         return str(run.info.run_id)
 
@@ -221,5 +239,16 @@ def _text(s: dict[str, Any]) -> str:
         f"context-level: AUC {s['context_auc']:.3f}, "
         f"Spearman(pred, gain) {s['gain_spearman']:.3f}\n"
         f"gain by predictability quintile (low -> high): {q}\n"
-        f"estimators saved to {s['saved']}"
+        + _logprob_text(s)
+        + f"estimators saved to {s['saved']}"
+    )
+
+
+def _logprob_text(s: dict[str, Any]) -> str:
+    if "logprob_quintile_gain" not in s:
+        return "log p(q|c): not computed (sleeptime logprob DIR)\n"
+    q = ", ".join(f"{g:+.3f}" for g in s["logprob_quintile_gain"])
+    return (
+        f"log p(q|c) over {s['logprob_contexts']} contexts: Spearman(log p, gain) "
+        f"{s['logprob_spearman']:.3f}; gain by quintile (low -> high): {q}\n"
     )

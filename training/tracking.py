@@ -83,3 +83,57 @@ def log_child_runs(children: list[tuple[str, dict[str, Any], dict[str, float]]])
         )
         client.set_terminated(child.info.run_id)
     return len(children)
+
+
+class ClientRun:
+    """One run that stays open for hours, logged through an `MlflowClient` of its own.
+
+    The fluent API's active run and tracking URI belong to the whole process (`run` above
+    sets both); the proxy's metrics thread must neither read nor change them, so it holds
+    its own client and its run's id. Values are kept as `log_params` / `log_metrics` keep
+    them: params cut to 500 characters, metrics without None, NaN or infinities."""
+
+    def __init__(
+        self,
+        uri: str,
+        experiment: str,
+        name: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        mlflow = _mlflow()
+        from mlflow.entities import Param
+
+        if uri.startswith("sqlite:///"):
+            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self._client = mlflow.MlflowClient(tracking_uri=uri)
+        known = self._client.get_experiment_by_name(experiment)
+        experiment_id = (
+            known.experiment_id
+            if known is not None
+            else self._client.create_experiment(
+                experiment, artifact_location=artifact_root_for(uri)
+            )
+        )
+        run = self._client.create_run(experiment_id, run_name=name, tags=dict(tags or {}))
+        self.run_id: str = run.info.run_id
+        pairs = [Param(k, str(v)[:500]) for k, v in (params or {}).items()]
+        for start in range(0, len(pairs), 100):  # MLflow's limit per batch
+            self._client.log_batch(self.run_id, params=pairs[start : start + 100])
+
+    def log_metrics(self, metrics: Mapping[str, float | int | None], step: int) -> None:
+        from mlflow.entities import Metric
+        from mlflow.utils.time import get_current_time_millis
+
+        now = get_current_time_millis()
+        clean = [
+            Metric(k, float(v), now, step)
+            for k, v in metrics.items()
+            if v is not None and math.isfinite(float(v))
+        ]
+        for start in range(0, len(clean), 1000):  # MLflow's limit per batch
+            self._client.log_batch(self.run_id, metrics=clean[start : start + 1000])
+
+    def end(self, status: str = "FINISHED") -> None:
+        self._client.set_terminated(self.run_id, status)

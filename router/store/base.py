@@ -12,12 +12,15 @@ context supersedes its older queued jobs and clears its learned context.
 
 SQLite implements it now (`router.store.sqlite`); PostgreSQL later, by passing
 the same contract tests (`tests/router/test_store.py`).
+
+`StoreReader` is apart from `Store`: its questions scan tables, so they serve offline
+work and periodic reports from their own connection, never a request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from router.errors import SleeptimeError
@@ -139,5 +142,89 @@ class Store(Protocol):
     def integrity_problems(self) -> list[str]:
         """Empty when the store is sound."""
         ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Mark:
+    """How far the store had got: its newest request and feedback rows, and the time.
+
+    Report windows run from one mark to the next rather than over request times, so a
+    record counts in the window in which it reached the store: one that the background
+    writer or the journal delivered late is neither missed nor counted twice."""
+
+    requests: int
+    feedback: int
+    time: float
+
+
+@dataclass(frozen=True)
+class Aggregates:
+    """What the proxy did between two marks. Tenants appear only as a count.
+
+    Latency percentiles cover answered requests (status below 400): a refusal in a
+    millisecond says nothing about how long answers take. Sleep-time jobs count when they
+    ended (done or failed) within the marks' times."""
+
+    requests: int = 0
+    tenants: int = 0
+    by_route: Mapping[str, int] = field(default_factory=dict)
+    by_status: Mapping[str, int] = field(default_factory=dict)  # "2xx", "4xx", "5xx"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost: float = 0.0
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    feedback_by_route: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # (n, correct)
+    sleep_done: int = 0
+    sleep_failed: int = 0
+    sleep_tokens: int = 0
+
+    @property
+    def errors(self) -> int:
+        """Every response that was not an answer: 4xx (499: the client left) and 5xx."""
+        return sum(n for status, n in self.by_status.items() if status[0] not in "123")
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.requests if self.requests else None
+
+    @property
+    def feedback(self) -> int:
+        return sum(n for n, _ in self.feedback_by_route.values())
+
+    @property
+    def feedback_correct(self) -> int:
+        return sum(correct for _, correct in self.feedback_by_route.values())
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.feedback_correct / self.feedback if self.feedback else None
+
+
+class StoreReader(Protocol):
+    """Read-only questions that scan tables: for reports and exports, not for requests."""
+
+    def mark(self, at: float | None = None) -> Mark:
+        """The store's position now; `at` is the time it carries (default: the clock)."""
+        ...
+
+    def aggregates(self, start: Mark, end: Mark) -> Aggregates:
+        """Rows that reached the store after `start`, up to and including `end`."""
+        ...
+
+    def labeled_requests(self, tenant: str | None = None) -> list[tuple[RequestRecord, bool]]:
+        """Every request that has a feedback label, with it, oldest first."""
+        ...
+
+    def request_counts(
+        self, tenant: str | None = None
+    ) -> dict[tuple[str, str | None, int | None], int]:
+        """Requests per (tenant, context id, context version); None for no context."""
+        ...
+
+    def get_context(self, tenant: str, context_id: str) -> ContextRecord | None: ...
 
     def close(self) -> None: ...

@@ -22,8 +22,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from router.store.base import (
+    Aggregates,
     ContextRecord,
     Learned,
+    Mark,
     RequestRecord,
     SleepJob,
     Source,
@@ -58,6 +60,8 @@ _RECORD_COLUMNS = ", ".join(f.name for f in dataclasses.fields(RequestRecord))
 _CONTEXT_COLUMNS = ", ".join(f.name for f in dataclasses.fields(ContextRecord))
 _JOB_COLUMNS = "job_id, tenant, context_id, version, status, attempts, error"
 _ANY_QUEUED = "SELECT 1 FROM sleep_jobs WHERE status = 'queued' LIMIT 1"
+_MARK = "SELECT (SELECT MAX(rowid) FROM requests), (SELECT MAX(rowid) FROM feedback)"
+_IN_RANGE = "FROM requests WHERE rowid > ? AND rowid <= ?"  # rowids only grow: see `mark`
 
 
 class SqliteStore:
@@ -200,6 +204,47 @@ class SqliteStore:
         rows = self._read().execute("SELECT status, COUNT(*) FROM sleep_jobs GROUP BY status")
         return {status: count for status, count in rows}
 
+    # Reports (`StoreReader`): scans, for a thread or process of their own.
+
+    def mark(self, at: float | None = None) -> Mark:
+        """Rows get the next rowid when they are written (REPLACE too), so the largest
+        rowid marks how far the table had got; one statement reads both tables at once."""
+        row = self._read().execute(_MARK).fetchone()
+        return Mark(row[0] or 0, row[1] or 0, time.time() if at is None else at)
+
+    def aggregates(self, start: Mark, end: Mark) -> Aggregates:
+        rows = (start.requests, end.requests)
+        with self._snapshot() as db:
+            statuses = _counts(db, "status / 100", rows)
+            return Aggregates(
+                **_request_totals(db, rows),
+                by_route=_counts(db, "route", rows),
+                by_status={f"{status}xx": n for status, n in statuses.items()},
+                **_latencies(db, rows),
+                feedback_by_route=_feedback(db, (start.feedback, end.feedback)),
+                **_sleep_work(db, start.time, end.time),
+            )
+
+    def labeled_requests(self, tenant: str | None = None) -> list[tuple[RequestRecord, bool]]:
+        columns = ", ".join(f"r.{name}" for name in _RECORD_COLUMNS.split(", "))
+        sql = (
+            f"SELECT {columns}, f.correct FROM requests r JOIN feedback f"
+            " ON f.tenant = r.tenant AND f.request_id = r.request_id"
+            " WHERE ? IS NULL OR r.tenant = ? ORDER BY r.time, r.request_id"
+        )
+        rows = self._read().execute(sql, (tenant, tenant))
+        return [(RequestRecord(*row[:-1]), bool(row[-1])) for row in rows]
+
+    def request_counts(
+        self, tenant: str | None = None
+    ) -> dict[tuple[str, str | None, int | None], int]:
+        sql = (
+            "SELECT tenant, context_id, context_version, COUNT(*) FROM requests"
+            " WHERE ? IS NULL OR tenant = ? GROUP BY tenant, context_id, context_version"
+        )
+        rows = self._read().execute(sql, (tenant, tenant))
+        return {(tenant, context, version): n for tenant, context, version, n in rows}
+
     # Housekeeping.
 
     def integrity_problems(self) -> list[str]:
@@ -238,6 +283,16 @@ class SqliteStore:
         return db
 
     @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction: every figure of a report comes from the same state."""
+        db = self._read()
+        db.execute("BEGIN")
+        try:
+            yield db
+        finally:
+            db.execute("COMMIT")
+
+    @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         db = self._read()
         with self._write_lock:
@@ -270,6 +325,59 @@ class SqliteStore:
     def _schema_version(db: sqlite3.Connection) -> int | None:
         row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return int(row[0]) if row else None
+
+
+def _request_totals(db: sqlite3.Connection, rows: tuple[int, int]) -> dict[str, int | float]:
+    row = db.execute(
+        "SELECT COUNT(*), COUNT(DISTINCT tenant), TOTAL(prompt_tokens), TOTAL(completion_tokens),"
+        f" TOTAL(cached_tokens), TOTAL(cost) {_IN_RANGE}",
+        rows,
+    ).fetchone()
+    names = ("requests", "tenants", "prompt_tokens", "completion_tokens", "cached_tokens")
+    return {
+        **{name: int(value) for name, value in zip(names, row[:5], strict=True)},
+        "cost": row[5],
+    }
+
+
+def _counts(db: sqlite3.Connection, expression: str, rows: tuple[int, int]) -> dict[str, int]:
+    sql = f"SELECT {expression}, COUNT(*) {_IN_RANGE} GROUP BY 1 ORDER BY 1"
+    return {str(key): n for key, n in db.execute(sql, rows)}
+
+
+def _latencies(db: sqlite3.Connection, rows: tuple[int, int]) -> dict[str, float | None]:
+    """Nearest-rank percentiles, sorted by SQLite: no list of latencies comes into Python."""
+    answered = f"{_IN_RANGE} AND status < 400"
+    n = db.execute(f"SELECT COUNT(*) {answered}", rows).fetchone()[0]
+    nth = f"SELECT latency_ms {answered} ORDER BY latency_ms LIMIT 1 OFFSET ?"
+    return {
+        f"latency_p{p}_ms": db.execute(nth, (*rows, -(-p * n // 100) - 1)).fetchone()[0]
+        if n
+        else None
+        for p in (50, 95)
+    }
+
+
+def _feedback(db: sqlite3.Connection, rows: tuple[int, int]) -> dict[str, tuple[int, int]]:
+    sql = (
+        "SELECT r.route, COUNT(*), SUM(f.correct) FROM feedback f JOIN requests r"
+        " ON r.tenant = f.tenant AND r.request_id = f.request_id"
+        " WHERE f.rowid > ? AND f.rowid <= ? GROUP BY r.route ORDER BY r.route"
+    )
+    return {route: (n, correct) for route, n, correct in db.execute(sql, rows)}
+
+
+def _sleep_work(db: sqlite3.Connection, since: float, until: float) -> dict[str, int]:
+    """Tokens of the version a job learned; a failed job stored none."""
+    sql = (
+        "SELECT j.status, COUNT(*), TOTAL(c.sleep_tokens) FROM sleep_jobs j LEFT JOIN contexts c"
+        " ON j.status = 'done' AND c.tenant = j.tenant AND c.context_id = j.context_id"
+        " AND c.version = j.version WHERE j.status IN ('done', 'failed')"
+        " AND j.updated > ? AND j.updated <= ? GROUP BY j.status"
+    )
+    found = {status: (n, int(tokens)) for status, n, tokens in db.execute(sql, (since, until))}
+    done, failed = found.get("done", (0, 0)), found.get("failed", (0, 0))
+    return {"sleep_done": done[0], "sleep_failed": failed[0], "sleep_tokens": done[1]}
 
 
 def _exists(db: sqlite3.Connection, table: str, tenant: str, request_id: str) -> bool:

@@ -10,6 +10,8 @@ from synthetic_outcomes import write_synthetic
 
 from policies import load
 from training import evaluate_cmd, predictability_cmd, train_cmd
+from training.logprob_cmd import LOGPROBS, LogprobRow
+from training.outcomes import write_rows
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +37,26 @@ def test_predictability_separates_predictable_contexts(
     assert summary["cached_coverage_at_max_wrong"] >= 0.45
     assert summary["quintile_gain"][-1] > summary["quintile_gain"][0]
     assert Path(summary["saved"]).stat().st_size > 0
+
+
+def test_predictability_adds_the_papers_logprob_quintiles(
+    table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Even contexts are the predictable ones; give them the higher log p(q|c)."""
+    totals = [-4.0 if i % 2 == 0 else -24.0 for i in range(100)]
+    rows = [LogprobRow(f"c{i:03d}", f"c{i:03d}/q0", 8, t, t / 8) for i, t in enumerate(totals)]
+    write_rows(table / LOGPROBS, rows, LogprobRow)
+    try:
+        summary = run_json(
+            predictability_cmd.main,
+            [str(table), "--no-mlflow", "--save", str(tmp_path / "p.pkl")],
+            capsys,
+        )
+    finally:
+        (table / LOGPROBS).unlink()
+    assert summary["logprob_contexts"] == 100
+    gains = summary["logprob_quintile_gain"]
+    assert len(gains) == 5 and gains[-1] > gains[0] and summary["logprob_spearman"] > 0.5
 
 
 def test_train_finds_the_cheaper_policy_at_equal_accuracy(
