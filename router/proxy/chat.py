@@ -45,6 +45,7 @@ class Exchange:
     context: ContextRecord | None = None
     decision: RouteDecision = PASS_THROUGH
     model: str | None = None
+    completion_tokens: int | None = None  # once known, for the tokens-saved header
 
     def headers(self) -> dict[str, str]:
         headers = {"X-Request-Id": self.request_id, "X-Sleeptime-Route": self.decision.route}
@@ -54,6 +55,9 @@ class Exchange:
             headers["X-Sleeptime-Context-Version"] = str(version)
         if self.decision.rung:
             headers["X-Sleeptime-Rung"] = self.decision.rung
+        saved = self.state.tokens_saved(self.tenant, self.decision.route, self.completion_tokens)
+        if saved is not None:
+            headers["X-Sleeptime-Tokens-Saved"] = str(saved)
         if self.decision.scores:
             headers["X-Sleeptime-Scores"] = json.dumps(
                 dict(self.decision.scores), separators=(",", ":")
@@ -64,6 +68,8 @@ class Exchange:
         prompt, completion, cached = _tokens(usage)
         seconds = time.perf_counter() - self.started
         route = self.decision.route
+        if status == 200:
+            self.state.saw_completion(self.tenant, route, completion)
         self.state.metrics.observe(route, status, seconds)
         self.state.metrics.count_tokens(prompt, completion, cached)
         self.state.record(
@@ -145,6 +151,7 @@ async def _complete(exchange: Exchange, body: bytes) -> Response:
     finally:
         state.end()
     exchange.finish(answer.status, usage=answer.data.get("usage"))
+    exchange.completion_tokens = _tokens(answer.data.get("usage"))[1]
     return Response(
         answer.content, answer.status, exchange.headers(), media_type="application/json"
     )
@@ -187,6 +194,7 @@ class _RelayResponse(StreamingResponse):
 
 def _cached(exchange: Exchange, chat: ChatRequest, answer: str) -> Response:
     model, request_id = exchange.model or "sleeptime", exchange.request_id
+    exchange.completion_tokens = 0  # the upstream wrote none of it
     if chat.stream:
         events = synth.stream_events(request_id, model, answer, chat.include_usage)
         exchange.finish(200, usage=synth.usage(answer))

@@ -65,6 +65,7 @@ class ProxyState:
         self._id_prefix = os.urandom(8).hex()
         self._ids = itertools.count()
         self._recent: dict[tuple[str, str], tuple[float, ContextRecord | None]] = {}
+        self._full_tokens: dict[str, float] = {}
 
     # Test-time traffic, as the sleep-time worker sees it.
 
@@ -159,6 +160,26 @@ class ProxyState:
         if self.journal is not None:
             self.journal.close()
             self.journal.catch_up(self.store)
+
+    def saw_completion(self, tenant: str, route: str, completion_tokens: int) -> None:
+        """A running mean of what the full route costs this tenant: the yardstick for the
+        tokens-saved header (per tenant, so no figure crosses tenants either)."""
+        if route != "full" or completion_tokens <= 0:
+            return
+        known = self._full_tokens.get(tenant)
+        mean = completion_tokens if known is None else known + 0.1 * (completion_tokens - known)
+        if known is None and len(self._full_tokens) >= MAX_CACHED:
+            self._full_tokens.clear()
+        self._full_tokens[tenant] = mean
+
+    def tokens_saved(self, tenant: str, route: str, completion_tokens: int | None) -> int | None:
+        """Completion tokens this answer did not spend against the tenant's full-route mean;
+        None on the full route, before any full answer, or while the count is unknown
+        (a stream's headers leave before its tokens)."""
+        full = self._full_tokens.get(tenant)
+        if route == "full" or full is None or completion_tokens is None:
+            return None
+        return max(0, round(full - completion_tokens))
 
     def cost(self, completion_tokens: int) -> float:
         """In sleep-time token units, as DESIGN.md prices test-time tokens."""

@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-from fake_upstream import FakeUpstream, completion
+from fake_upstream import FakeUpstream, completion, usage_body
 from fastapi.testclient import TestClient
 from proxy_fakes import KEY_A, KEY_B, QUICK, config_for
 
@@ -86,6 +86,18 @@ def test_cached_route_answers_without_the_upstream(
     streamed = post(client, stream=True).text
     assert '"content": "42"' in streamed and streamed.endswith("data: [DONE]\n\n")
     assert fake.requests == []
+
+
+def test_tokens_saved_against_the_tenants_full_route(
+    make_client: Callable[..., TestClient], fake: FakeUpstream
+) -> None:
+    router = Scripted(RouteDecision("full"))
+    client = make_client(router=router)
+    fake.enqueue(completion("a", usage=usage_body(10, 200)))
+    assert "x-sleeptime-tokens-saved" not in post(client).headers  # full: nothing saved
+    router.decision = RouteDecision("cached", answer="42")
+    assert post(client).headers["x-sleeptime-tokens-saved"] == "200"
+    assert "x-sleeptime-tokens-saved" not in post(client, key=KEY_B).headers  # B: no yardstick
 
 
 def test_the_chosen_rung_is_enforced(
