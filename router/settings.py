@@ -45,6 +45,16 @@ class Settings:
     # Proxy.
     host: str = "127.0.0.1"
     port: int = 8000
+    db_path: Path | None = None  # None: <cache_dir>/sleeptime.sqlite
+    salt_path: Path | None = None  # None: <cache_dir>/tenant-salt
+    router: str = "passthrough"  # or "enriched"; `serve --policy` routes by a trained policy
+    models: str = ""  # comma-separated names clients may use besides "sleeptime"; empty: any
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_context_bytes: int = 256 * 1024  # larger contexts pass through, never stored or slept on
+    max_inflight_per_key: int = 64  # one key's concurrent requests; beyond it, 429 + Retry-After
+    max_inflight_for_sleep: int = 0  # sleep-time work runs only while at most this many in flight
+    sleep_enabled: bool = True
+    sleep_passes: int = 1  # the sleep budget, until a policy gives one per context
     # Experiments.
     mlflow_uri: str = "sqlite:///mlruns/mlflow.db"
     test_token_price_ratio: float = 10.0

@@ -24,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
+from router.errors import ConfigError
 from router.forward import Forwarder
 from router.local_server import start_local_server
 from router.proxy import openapi, routes
@@ -127,6 +128,9 @@ async def _start(config: ProxyConfig, parts: Parts, stack: contextlib.AsyncExitS
     store.requeue_running()
     journal = RecordJournal(config.journal_dir)
     await to_thread.run_sync(journal.recover, store)  # before serving: what a crash left
+    if parts.router is None and config.router not in ROUTERS:
+        known = ", ".join(sorted(ROUTERS))
+        raise ConfigError(f"unknown router {config.router!r}; one of {known}, or serve --policy")
     router = parts.router or ROUTERS[config.router]()
     tenants = Tenants.from_file(config.salt_file)
     state = ProxyState(

@@ -1,51 +1,46 @@
-"""The proxy's configuration: `Settings` plus what only `sleeptime serve` needs.
+"""The proxy's configuration: `Settings` plus the knobs only tests and benchmarks turn.
 
-Kept apart from `router.settings` for now; the fields marked "-> Settings"
-belong there (with their `SLEEPTIME_*` variables) once that module takes them.
+Everything an operator sets (paths, limits, routing, sleep) lives in
+`router.settings.Settings`, so it comes from a TOML file, a `SLEEPTIME_*`
+variable or a flag alike; `ProxyConfig` reads those through properties and
+adds internals (queue sizes, caches, connection pool).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from router.settings import Settings
 
-RouterName = Literal["passthrough", "enriched"]
+SETTINGS = frozenset(f.name for f in fields(Settings))
 
 
 @dataclass(frozen=True)
 class ProxyConfig:
     settings: Settings = field(default_factory=Settings)
-    db_path: Path | None = None  # -> Settings; None: <cache_dir>/sleeptime.sqlite
-    salt_path: Path | None = None  # -> Settings; None: <cache_dir>/tenant-salt
-    max_body_bytes: int = 8 * 1024 * 1024  # -> Settings
-    max_inflight_for_sleep: int = 0  # -> Settings: sleep only while at most this many in flight
-    sleep_enabled: bool = True  # -> Settings
-    sleep_passes: int = 1  # the policy's default sleep budget, until a policy file gives one
     sleep_max_tokens: int = 768
-    router: RouterName = "passthrough"  # -> Settings (later: the policy file)
     stream_usage: bool = True  # ask upstreams for stream usage; stripped if the client did not
     record_queue: int = 10_000
     context_cache_s: float = 1.0  # how stale a context record the router may see
     max_connections: int = 512
-    # Models clients may name besides "sleeptime". Empty: any, and the upstream decides; with
-    # the embedded model, only its own name (llama.cpp would answer any name with itself).
-    models: tuple[str, ...] = ()
-    max_context_bytes: int = 256 * 1024  # larger contexts pass through, never stored or slept on
-    max_inflight_per_key: int = 64  # one key's concurrent requests; beyond it, 429 + Retry-After
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> ProxyConfig:
-        """CLI flags arrive as keyword arguments; None means "not given"."""
+        """CLI flags arrive as keyword arguments (None: not given); settings' own names go to
+        the settings, the rest to this object."""
         given = {k: v for k, v in overrides.items() if v is not None}
-        return dataclasses.replace(cls(settings=settings), **given)
+        if isinstance(given.get("models"), tuple | list):
+            given["models"] = ",".join(given["models"])
+        ours = {k: v for k, v in given.items() if k not in SETTINGS}
+        theirs = {k: v for k, v in given.items() if k in SETTINGS}
+        return dataclasses.replace(cls(settings=settings.replace(**theirs)), **ours)
 
     @property
     def database(self) -> Path:
-        return self.db_path or self.settings.cache_dir / "sleeptime.sqlite"
+        return self.settings.db_path or self.settings.cache_dir / "sleeptime.sqlite"
 
     @property
     def journal_dir(self) -> Path:
@@ -54,4 +49,38 @@ class ProxyConfig:
 
     @property
     def salt_file(self) -> Path:
-        return self.salt_path or self.settings.cache_dir / "tenant-salt"
+        return self.settings.salt_path or self.settings.cache_dir / "tenant-salt"
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Models clients may name besides "sleeptime". Empty: any, and the upstream decides;
+        with the embedded model, only its own name (llama.cpp answers any name with itself)."""
+        return tuple(m.strip() for m in self.settings.models.split(",") if m.strip())
+
+    @property
+    def router(self) -> str:
+        return self.settings.router
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.settings.max_body_bytes
+
+    @property
+    def max_context_bytes(self) -> int:
+        return self.settings.max_context_bytes
+
+    @property
+    def max_inflight_per_key(self) -> int:
+        return self.settings.max_inflight_per_key
+
+    @property
+    def max_inflight_for_sleep(self) -> int:
+        return self.settings.max_inflight_for_sleep
+
+    @property
+    def sleep_enabled(self) -> bool:
+        return self.settings.sleep_enabled
+
+    @property
+    def sleep_passes(self) -> int:
+        return self.settings.sleep_passes

@@ -87,8 +87,8 @@ def test_embedded_model_starts_and_stops_with_the_app(
         return Embedded()
 
     monkeypatch.setattr(app_module, "start_local_server", start)
-    settings = Settings(cache_dir=tmp_path, local_model="qwen2.5-coder-0.5b")  # no upstream_url
-    with TestClient(app_module.create_app(ProxyConfig(settings, sleep_enabled=False))) as client:
+    settings = Settings(cache_dir=tmp_path, local_model="qwen2.5-coder-0.5b", sleep_enabled=False)
+    with TestClient(app_module.create_app(ProxyConfig(settings))) as client:  # no upstream_url
         assert events == ["started qwen2.5-coder-0.5b"]
         fake.enqueue(completion("hi"))
         client.post(
