@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("training.models_cmd", "assemble and verify the embedded models"),
     "local": ("training.local_cmd", "serve the embedded model on 127.0.0.1 until Ctrl-C"),
     "serve": ("training.serve_cmd", "the OpenAI-compatible proxy with sleep-time compute"),
+    "export": ("training.export_cmd", "the proxy's labeled requests as an outcome table"),
     "bench": (
         "training.bench_proxy",
         "`bench proxy|soak|scoring|replay`: overhead, soak, router time, savings",

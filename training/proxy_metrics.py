@@ -7,12 +7,14 @@ MLflow run per proxy process (experiment "sleeptime-proxy"), step = window index
 are bounded by store marks (`router.store.base.Mark`), so a record is counted exactly once
 however late the background writer delivered it.
 
-Off the request path: the thread only reads (WAL readers never block the writer) and the
-requests never wait on it. The MLflow run is opened at the first tick, not at start, so the
-seconds that importing mlflow takes fall on a proxy that is already serving, in a thread; a
-proxy stopped before its first tick leaves no run (its records are in the store, for
-`sleeptime export`). Never a crash: a tick that fails is logged and the next one covers its
-window too; the thread is a daemon, and `stop` flushes one last window when a run exists.
+Off the request path: requests never wait on the thread. It only reads (WAL readers never
+block the writer) and its SQL runs inside SQLite, which releases the GIL; its Python work
+shares the GIL with the event loop, which gets it back every 5 ms (the switch interval).
+The MLflow run is opened at the first tick, not at start: importing mlflow (seconds of CPU)
+neither delays the start nor happens in a proxy stopped before then, which leaves no run
+(its records are in the store, for `sleeptime export`). Never a crash: a tick that fails
+is logged and the next one covers its window too; the thread is a daemon, and `stop`
+flushes one last window once a tick has run.
 
 Privacy: params are an allowlist of settings (never the upstream key, an URL's user, password
 or query); tenants appear only as a count, never as hashes.
@@ -70,6 +72,8 @@ class MlflowSink:
 
 
 class ProxyMetrics:
+    """The thread, and `tick`: one window, public so that tests drive it without a clock."""
+
     def __init__(
         self, open_store: Callable[[], StoreReader], sink: Sink, *, every_s: float = 60.0
     ) -> None:
@@ -103,9 +107,10 @@ class ProxyMetrics:
             end = store.mark()
             window, total = store.aggregates(last, end), store.aggregates(origin, end)
             self.sink.log(metrics_of(window, total), self.windows)
-        except Exception:
+        except Exception as exc:  # the traceback once: MLflow down for an hour is 60 lines
             self.failures += 1
-            log.warning("proxy metrics: window %d failed", self.windows, exc_info=True)
+            first = self.failures == 1
+            log.warning("proxy metrics: window %d failed: %r", self.windows, exc, exc_info=first)
             return False
         self._last, self.windows = end, self.windows + 1
         return True
@@ -122,10 +127,10 @@ class ProxyMetrics:
         self._close()
 
     def _opened(self) -> tuple[StoreReader, Mark, Mark]:
-        if self._store is None or self._origin is None or self._last is None:
-            store = self._open_store()
-            self._origin = self._last = store.mark()
-            self._store = store
+        if self._store is None:
+            self._store = self._open_store()
+        if self._origin is None or self._last is None:
+            self._origin = self._last = self._store.mark()
         return self._store, self._origin, self._last
 
     def _close(self) -> None:

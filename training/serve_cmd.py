@@ -6,19 +6,32 @@ SLEEPTIME_UPSTREAM_URL / SLEEPTIME_UPSTREAM_KEY, preferable for a key since
 flags are visible in `ps`); with none, the embedded model is started and
 stopped with the proxy. SIGINT or SIGTERM shuts down gracefully: the worker
 stops, queued records are written, the embedded model is stopped.
+
+Every `--mlflow-every-s` seconds a thread logs the proxy's aggregates (requests,
+routes, tokens, cost, latency, feedback accuracy, sleep-time work) to one MLflow
+run per process, experiment "sleeptime-proxy" (`training.proxy_metrics`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
+import signal
 import sys
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from router.proxy.app import create_app
 from router.proxy.config import ProxyConfig
 from router.proxy.server import serve
-from router.settings import load_settings
+from router.settings import Settings, load_settings
+from router.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from training.proxy_metrics import ProxyMetrics
 
 
 def parser() -> argparse.ArgumentParser:
@@ -50,6 +63,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sleep-passes", type=int, help="sleep-time passes per context (default 1)")
     p.add_argument("--no-sleep", action="store_true", help="no sleep-time worker: a pure meter")
     p.add_argument("--log-level", default="warning", help="uvicorn's log level")
+    p.add_argument(
+        "--mlflow-every-s",
+        type=float,
+        default=60.0,
+        help="log the proxy's aggregates to MLflow this often (default 60; 0: never)",
+    )
+    p.add_argument("--mlflow-uri", help="MLflow tracking URI (default: the mlflow_uri setting)")
     return p
 
 
@@ -76,8 +96,58 @@ def main(argv: list[str] | None = None) -> int:
     upstream = settings.upstream_url or f"embedded {settings.local_model}"
     print(f"sleeptime proxy on http://{settings.host}:{settings.port}/v1 -> {upstream}", flush=True)
     router = _policy_router(args) if args.policy else None
-    serve(create_app(config, router=router), settings.host, settings.port, log_level=args.log_level)
+    metrics = _proxy_metrics(args, config, settings)
+    stop = metrics.stop if metrics is not None else (lambda: None)
+    try:
+        with _before_sigterm(stop):
+            app = create_app(config, router=router)
+            serve(app, settings.host, settings.port, log_level=args.log_level)
+    finally:
+        stop()
     return 0
+
+
+def _proxy_metrics(
+    args: argparse.Namespace, config: ProxyConfig, settings: Settings
+) -> ProxyMetrics | None:
+    """A `ProxyMetrics` thread, or None; imported here so that a proxy without it (or without
+    mlflow, which comes with the `train` extra) loads none of it."""
+    if args.mlflow_every_s <= 0:
+        return None
+    if importlib.util.find_spec("mlflow") is None:
+        print("no MLflow (pip install 'sleeptime[train]'): aggregates stay in the store")
+        return None
+    from training.proxy_metrics import MlflowSink, ProxyMetrics, proxy_params, safe_url
+
+    uri = args.mlflow_uri or settings.mlflow_uri
+    params = proxy_params(config, every_s=args.mlflow_every_s, policy=args.policy)
+    sink = MlflowSink(uri, params, name=f"proxy {settings.host}:{settings.port}")
+    print(f"aggregates every {args.mlflow_every_s:g} s -> MLflow {safe_url(uri)}", flush=True)
+    store = config.database
+    return ProxyMetrics(lambda: SqliteStore(store), sink, every_s=args.mlflow_every_s).start()
+
+
+@contextlib.contextmanager
+def _before_sigterm(flush: Callable[[], None]) -> Iterator[None]:
+    """uvicorn shuts the app down on SIGTERM and then raises the signal again, which ends the
+    process before any line after `serve` runs. uvicorn restores this handler for that second
+    delivery: it flushes, then lets the signal do what it would have done (exit status -15)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    restore = previous if previous is not None else signal.SIG_DFL
+
+    def handler(signum: int, frame: Any) -> None:
+        flush()
+        signal.signal(signal.SIGTERM, restore)
+        signal.raise_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, restore)
 
 
 def _policy_router(args: argparse.Namespace) -> Any:
