@@ -41,6 +41,7 @@ class SoakResult:
     errors: int
     rps: float
     rss_start_mb: float  # after the warm-up
+    rss_half_mb: float  # at half time: from here to the end is what "flat" is judged on
     rss_end_mb: float
     rss_peak_mb: float
     rss_growth_second_half_mb: float
@@ -141,6 +142,7 @@ def run(args: argparse.Namespace) -> SoakResult:
         errors=errors,
         rps=round(sent / seconds, 1),
         rss_start_mb=round(steady[0], 1),
+        rss_half_mb=round(half[0], 1),
         rss_end_mb=round(samples[-1][1], 1),
         rss_peak_mb=round(max(mb for _, mb in samples), 1),
         rss_growth_second_half_mb=round(half[-1] - half[0], 1),
@@ -165,7 +167,8 @@ def main(args: argparse.Namespace) -> int:
         print(
             f"soak: {result.requests} requests in {result.minutes} min at {result.clients} "
             f"clients ({result.rps} req/s), {result.errors} errors; proxy RSS "
-            f"{result.rss_start_mb} MB -> {result.rss_end_mb} MB (peak {result.rss_peak_mb}, "
+            f"{result.rss_start_mb} MB -> {result.rss_half_mb} MB at half time -> "
+            f"{result.rss_end_mb} MB (peak {result.rss_peak_mb}, "
             f"second half {result.rss_growth_second_half_mb:+} MB); "
             f"records dropped {result.records_dropped:g}"
         )
