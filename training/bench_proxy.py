@@ -136,11 +136,12 @@ class Client:
         return latency, int(delay.group(1)) / 1e6 if delay else 0.0
 
 
-def _request(port: int) -> bytes:
-    body = json.dumps({"model": "bench", "messages": MESSAGES, "max_tokens": 16}).encode()
+def chat_request(port: int, messages: list[dict] = MESSAGES, key: str = "sk-bench") -> bytes:
+    """One keep-alive HTTP/1.1 chat request, as bytes the load generator sends as they are."""
+    body = json.dumps({"model": "bench", "messages": messages, "max_tokens": 16}).encode()
     head = (
         f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-        f"Authorization: Bearer sk-bench\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
@@ -156,7 +157,7 @@ class _Samples:
 
 async def _round(port: int, concurrency: int, requests: int, into: _Samples) -> None:
     clients = [await Client.open(port) for _ in range(concurrency)]
-    request, remaining = _request(port), [requests]
+    request, remaining = chat_request(port), [requests]
 
     async def user(client: Client) -> None:
         while remaining[0] > 0:

@@ -48,18 +48,12 @@ class SoakResult:
     records_dropped: float
 
 
-def chat_request(port: int, context: int) -> bytes:
+def soak_request(port: int, context: int) -> bytes:
     messages = [
         {"role": "system", "content": f"Document {context}: the shop sells {context} apples."},
         {"role": "user", "content": "How many apples does the shop sell?"},
     ]
-    body = json.dumps({"model": "bench", "messages": messages, "max_tokens": 16}).encode()
-    head = (
-        f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-        f"Authorization: Bearer sk-soak-{context % 4}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
+    return _bench().chat_request(port, messages, key=f"sk-soak-{context % 4}")
 
 
 def rss_mb(pid: int) -> float:
@@ -77,7 +71,7 @@ def _bench() -> Any:
 
 
 async def _drive(port: int, pid: int, args: argparse.Namespace) -> tuple[int, int, list[tuple]]:
-    requests = [chat_request(port, i) for i in range(args.contexts)]
+    requests = [soak_request(port, i) for i in range(args.contexts)]
     counts = {"sent": 0, "errors": 0}
     deadline = time.monotonic() + args.minutes * 60
     samples: list[tuple[float, float]] = []
