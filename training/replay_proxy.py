@@ -9,10 +9,16 @@ What a user of the proxy would see. One model server (the embedded model, or
                   thought about at sleep time before its queries arrive
 
 The client is the real `openai` SDK. It sends what an application would: the
-context as the system message, the question with the client's own instruction
-(`--client-rung`, by default the best test-time-only rung, "steps") and its
-max_tokens, the context named by the `X-Sleeptime-Context` header. Answers are
-graded against the dataset's gold answers exactly as `collect` grades them.
+context as the system message, the question as the user message, the
+context named by the `X-Sleeptime-Context` header, and max_tokens of
+`--client-rung` (by default the best test-time-only rung, "steps"). Without
+sleeptime (pass-through) it adds that rung's instruction itself, its own best
+prompt; with the policy it leaves the budget to sleeptime, which adds the
+instruction of the rung the policy chose. (Leaving the client's own "think step
+by step" in place beside a one-sentence budget was measured to confuse the
+1.5B model: 1 of 12 right with both instructions, 8 of 12 with the budget's
+alone.) Answers are graded against the dataset's gold answers exactly as
+`collect` grades them.
 
 Printed side by side: accuracy (95% interval, bootstrap over contexts), test
 tokens (completion tokens the model spent answering) and prompt tokens per
@@ -125,12 +131,17 @@ def context_id(problem: StatefulProblem) -> str:
     return "".join(c if c.isalnum() or c in "._:-" else "-" for c in problem.id)[:120]
 
 
-def ask(client: Any, problem: StatefulProblem, index: int, client_rung: str) -> Asked:
+def ask(
+    client: Any, problem: StatefulProblem, index: int, client_rung: str, delegate: bool
+) -> Asked:
+    """`delegate`: the client leaves the budget to sleeptime and sends the bare question;
+    otherwise it sends its own instruction, as it would without sleeptime."""
     query = problem.queries[index]
     budget = rung(client_rung)
+    question = query.question if delegate else f"{query.question}\n{budget.instruction}"
     messages = [
         {"role": "system", "content": problem.context},
-        {"role": "user", "content": f"{query.question}\n{budget.instruction}"},
+        {"role": "user", "content": question},
     ]
     started = time.perf_counter()
     raw = client.chat.completions.with_raw_response.create(
@@ -209,7 +220,9 @@ def run_arm(
         client = openai.OpenAI(base_url=server.url, api_key=API_KEY, timeout=900)
         jobs = [(p, i) for p in problems for i in range(len(p.queries))]
         with ThreadPoolExecutor(args.concurrency) as pool:
-            asked = list(pool.map(lambda job: ask(client, *job, args.client_rung), jobs))
+            asked = list(
+                pool.map(lambda job: ask(client, *job, args.client_rung, delegate=policy), jobs)
+            )
     return asked, spent
 
 

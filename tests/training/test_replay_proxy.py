@@ -15,6 +15,7 @@ from fake_upstream import FakeUpstream, Recorded, Reply, completion, usage_body
 
 from policies import save
 from policies.builtin import Threshold
+from router.ladder import rung
 from router.settings import Settings
 from training.datasets import load_dataset
 from training.replay_proxy import Asked, ratios, run_arm, summarize
@@ -91,6 +92,8 @@ def test_replay_through_the_proxy(tmp_path: Path) -> None:
         settings = Settings(cache_dir=tmp_path, upstream_url=fake.url, upstream_model="fake")
         plain, no_sleep = run_arm("pass-through", settings, problems, args, tmp_path)
         routed, slept = run_arm("policy", settings, problems, args, tmp_path)
+    asked = [r.json["messages"][-1]["content"] for r in fake.requests if r.method == "POST"]
+    assert asked[0].endswith(rung("steps").instruction)  # the client's own prompt, unchanged
     assert no_sleep == {} and {a.route for a in plain} == {"full"}
     assert all(a.correct and a.test_tokens == 40 for a in plain)
     assert slept == {"c0": 40, "c1": 40}
