@@ -31,6 +31,7 @@ from fake_upstream import (
 )
 from proxy_fakes import config_for
 
+from router.local_server import free_port
 from router.proxy.app import create_app
 from router.proxy.config import ProxyConfig
 from router.proxy.server import ServerThread
@@ -76,12 +77,6 @@ FAULTS = {
         (sse_reply([chunk_body("a"), b"data: {not json\n\n"], ending="eof"),), True, None, "", 1
     ),
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def proxy_for(tmp_path: Path, upstream_url: str) -> ServerThread:

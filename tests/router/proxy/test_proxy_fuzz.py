@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ import schemathesis
 from fake_upstream import FakeUpstream, healthy
 from schemathesis.generation import GenerationMode
 
+from router.local_server import free_port
 from router.proxy.app import create_app
 from router.proxy.config import ProxyConfig
 from router.proxy.server import ServerThread
@@ -32,12 +32,6 @@ from router.settings import Settings
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
 TRIED: Counter[str] = Counter()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

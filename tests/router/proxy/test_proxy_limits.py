@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,18 +11,13 @@ import pytest
 from fake_upstream import FakeUpstream, completion, completion_body, json_reply, stream_reply
 from proxy_fakes import config_for
 
+from router.local_server import free_port
 from router.proxy.app import create_app
 from router.proxy.config import ProxyConfig
 from router.proxy.limits import KeyLimits
 from router.proxy.server import ServerThread
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
