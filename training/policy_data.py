@@ -19,14 +19,19 @@ from training.predictability_cmd import labelled_rows, load_features
 from training.replay import ReplayTable, build_table
 
 
-def load_replay_table(folders: list[Path], *, folds: int = 5, seed: int = 0) -> ReplayTable:
+def load_rows(folders: list[Path]) -> tuple[list[Outcome], list[Any], list[dict[str, Any]]]:
+    """(outcomes, features, labelled rows at the lowest rung run on c')."""
     outcomes: list[Outcome] = []
     features = []
     for folder in folders:
         outcomes += read_outcomes(folder / OUTCOMES)
         features += load_features(folder)
     low_rung = min((o.rung for o in outcomes if o.sleep_passes > 0), default=0)
-    rows = labelled_rows(outcomes, features, low_rung)
+    return outcomes, features, labelled_rows(outcomes, features, low_rung)
+
+
+def load_replay_table(folders: list[Path], *, folds: int = 5, seed: int = 0) -> ReplayTable:
+    outcomes, features, rows = load_rows(folders)
     cached, enriched, context = out_of_fold_scores(rows, folds=folds, seed=seed)
     return build_table(
         outcomes,
@@ -69,6 +74,21 @@ def out_of_fold_scores(
         ):
             per_context[r["context_id"]].append(float(p))
     return cached, enriched, {c: float(np.mean(v)) for c, v in per_context.items()}
+
+
+def serving_models(rows: list[dict[str, Any]]) -> dict[str, CalibratedModel]:
+    """The estimators to serve beside a policy: the out-of-fold models' recipe fit on every
+    row, so the scores the proxy sees are distributed like the scores the policy's
+    thresholds were tuned on (a model fit on another split need not be)."""
+    recipes = {
+        "cached": ("cached_correct", QUERY_FEATURES),
+        "enriched": ("low_correct", QUERY_FEATURES),
+        "context": ("low_correct", CONTEXT_FEATURES),
+    }
+    return {
+        name: CalibratedModel(features=feats).fit(matrix(rows, feats), [r[target] for r in rows])
+        for name, (target, feats) in recipes.items()
+    }
 
 
 def split_masks(

@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from policies import Policy, Prices, builtin_baselines, save
+from router.predictability import save_models
 from router.settings import load_settings
-from training.policy_data import load_replay_table, split_masks
+from training.policy_data import load_replay_table, load_rows, serving_models, split_masks
 from training.replay import ReplayTable, evaluate
 from training.study import baseline_params, policy_of, run_study
 
@@ -83,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         "replayed_queries": len(train.query_ids),
         "t": prices.test_ratio,
         "policy_file": str(save(chosen, _ensure_parent(args.out))),
+        "estimators_file": str(_save_estimators(args)),
         "policy": chosen.to_dict(),
         "study": study.study_name,
     }
@@ -92,6 +94,14 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(json.dumps(summary, indent=2) if args.json else _text(summary))
     return 0
+
+
+def _save_estimators(args: argparse.Namespace) -> Path:
+    """Beside the policy: serve the two together (`serve --policy P --estimators E`)."""
+    outcomes, _, rows = load_rows(args.outcomes)
+    low_rung = min((o.rung for o in outcomes if o.sleep_passes > 0), default=0)
+    path = args.out.with_name(args.out.stem + ".estimators.pkl")
+    return save_models(path, serving_models(rows), {"low_rung": low_rung, "model": "logistic"})
 
 
 def _space(table: ReplayTable) -> tuple[list[int], list[int], list[int]]:

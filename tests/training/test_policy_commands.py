@@ -9,6 +9,7 @@ import pytest
 from synthetic_outcomes import write_synthetic
 
 from policies import load
+from router.predictability import load_models
 from training import evaluate_cmd, predictability_cmd, train_cmd
 from training.logprob_cmd import LOGPROBS, LogprobRow
 from training.outcomes import write_rows
@@ -82,6 +83,8 @@ def test_train_finds_the_cheaper_policy_at_equal_accuracy(
     assert summary["cost_ratio_at_equal_accuracy"] > 1.3  # built-ins reach 1.0 at best
     assert summary["dominated_by"] == []
     assert load(out).name == "learned"
+    models, meta = load_models(Path(summary["estimators_file"]))  # served beside the policy
+    assert set(models) == {"cached", "enriched", "context"} and meta["low_rung"] == 0
     again = run_json(train_cmd.main, [*argv[:2], "150", *argv[3:]], capsys)  # resumes the study
     assert (again["trials"], again["trials_this_run"]) == (150, 30)
     import mlflow
