@@ -229,8 +229,10 @@ def run_arm(
 def _policy_router(args: argparse.Namespace) -> Any:
     from router.embeddings import default_embedder
     from router.policy_router import PolicyRouter
+    from training.serve_cmd import estimators_for
 
-    return PolicyRouter.from_files(args.policy, args.estimators, default_embedder().encode)
+    estimators = args.estimators or estimators_for(args.policy)
+    return PolicyRouter.from_files(args.policy, estimators, default_embedder().encode)
 
 
 @contextlib.contextmanager
@@ -252,7 +254,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--offset", type=int, default=50, help="skip the contexts trained on")
     p.add_argument("--limit", type=int, default=10, help="contexts to replay")
     p.add_argument("--policy", type=Path, required=True, help="a policy file (sleeptime train)")
-    p.add_argument("--estimators", type=Path, required=True, help="sleeptime predictability")
+    p.add_argument("--estimators", type=Path, default=None, help="default: beside the policy")
     p.add_argument("--client-rung", default="steps", help="what the client asks for")
     p.add_argument("--sleep-passes", type=int, default=1)
     p.add_argument("--concurrency", type=int, default=2)

@@ -52,7 +52,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--router", choices=["passthrough", "enriched"], help="routing (passthrough)")
     p.add_argument("--policy", type=Path, help="a trained policy file (sleeptime train)")
     p.add_argument(
-        "--estimators", type=Path, help="predictability estimators (sleeptime predictability)"
+        "--estimators",
+        type=Path,
+        help="estimators (default: the ones `sleeptime train` saved beside the policy)",
     )
     p.add_argument("--max-body-bytes", type=int, help="largest request body accepted")
     p.add_argument(
@@ -156,10 +158,14 @@ def _policy_router(args: argparse.Namespace) -> Any:
     from router.embeddings import default_embedder
     from router.policy_router import PolicyRouter
 
-    estimators = args.estimators or load_settings(args.config).cache_dir / "estimators" / (
-        "predictability.pkl"
+    return PolicyRouter.from_files(
+        args.policy, args.estimators or estimators_for(args.policy), default_embedder().encode
     )
-    return PolicyRouter.from_files(args.policy, estimators, default_embedder().encode)
+
+
+def estimators_for(policy: Path) -> Path:
+    """The estimators `sleeptime train` saved beside the policy, the ones it was tuned on."""
+    return policy.with_name(policy.stem + ".estimators.pkl")
 
 
 if __name__ == "__main__":
