@@ -54,10 +54,18 @@ class PolicyRouter:
             name: float(m.predict_proba(matrix([features], m.features))[0, 1])
             for name, m in self.models.items()
         }
+        known = ContextFeatures(scores.get("context", 0.5), float(max(context.seen, 1)))
+        # Offline, a context the policy would not sleep on has no learned context to route to;
+        # the proxy's worker thinks about every queued context, so the policy's own sleep
+        # decision gates whether that work is used, or replay and serving disagree.
+        worth_it = self.policy.sleep(known).passes > 0
         decision = self.policy.route(
-            ContextFeatures(scores.get("context", 0.5), float(max(context.seen, 1))),
+            known,
             QueryFeatures(
-                features["similarity"], scores.get("cached", 0.0), scores.get("enriched", 0.0), True
+                features["similarity"],
+                scores.get("cached", 0.0),
+                scores.get("enriched", 0.0),
+                worth_it,
             ),
         )
         shown = {"similarity": round(features["similarity"], 3)} | {

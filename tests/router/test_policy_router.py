@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from policies import Threshold
+from policies.builtin import Learned
 from router.policy_router import PolicyRouter
 from router.predictability import CONTEXT_FEATURES, QUERY_FEATURES, CalibratedModel, matrix
 from router.store.base import ContextRecord
@@ -87,3 +88,18 @@ def test_nothing_learned_means_full() -> None:
     assert ROUTER.decide("t", None, "q").route == "full"
     assert ROUTER.decide("t", context(ANTICIPATED, status="queued"), "q").route == "full"
     assert ROUTER.decide("t", context([]), "q").route == "full"
+
+
+def test_a_context_the_policy_would_not_sleep_on_goes_full() -> None:
+    """As in replay: the policy's sleep rule decides whether the learned context is used."""
+    picky = PolicyRouter(
+        Learned(sleep_min_value=1e9, cached_threshold=0.9, enriched_threshold=0.0),
+        ROUTER.models,
+        encode,
+    )
+    decision = picky.decide("t", context(ANTICIPATED), "How much money at the market?")
+    assert decision.route == "full" and decision.rung == "steps"
+    eager = PolicyRouter(
+        Learned(sleep_min_value=0.0, enriched_threshold=0.0), ROUTER.models, encode
+    )
+    assert eager.decide("t", context(ANTICIPATED), "How many miles?").route == "enriched"
