@@ -57,37 +57,32 @@ def out_of_fold_scores(
         held = [r for r in rows if fold_of[r["context_id"]] == fold]
         if not held or not train:
             continue
-        for target, feats, out in (
-            ("cached_correct", QUERY_FEATURES, cached),
-            ("low_correct", QUERY_FEATURES, enriched),
-        ):
-            model = CalibratedModel(features=feats).fit(
-                matrix(train, feats), [r[target] for r in train]
-            )
-            for r, p in zip(held, model.predict_proba(matrix(held, feats))[:, 1], strict=True):
-                out[(r["query_id"], r["sleep_passes"])] = float(p)
-        model = CalibratedModel(features=CONTEXT_FEATURES).fit(
-            matrix(train, CONTEXT_FEATURES), [r["low_correct"] for r in train]
-        )
-        for r, p in zip(
-            held, model.predict_proba(matrix(held, CONTEXT_FEATURES))[:, 1], strict=True
-        ):
-            per_context[r["context_id"]].append(float(p))
+        scores = {
+            name: model.predict_proba(matrix(held, model.features))[:, 1]
+            for name, model in fit_estimators(train).items()
+        }
+        for index, r in enumerate(held):
+            cached[(r["query_id"], r["sleep_passes"])] = float(scores["cached"][index])
+            enriched[(r["query_id"], r["sleep_passes"])] = float(scores["enriched"][index])
+            per_context[r["context_id"]].append(float(scores["context"][index]))
     return cached, enriched, {c: float(np.mean(v)) for c, v in per_context.items()}
 
 
-def serving_models(rows: list[dict[str, Any]]) -> dict[str, CalibratedModel]:
-    """The estimators to serve beside a policy: the out-of-fold models' recipe fit on every
-    row, so the scores the proxy sees are distributed like the scores the policy's
-    thresholds were tuned on (a model fit on another split need not be)."""
-    recipes = {
-        "cached": ("cached_correct", QUERY_FEATURES),
-        "enriched": ("low_correct", QUERY_FEATURES),
-        "context": ("low_correct", CONTEXT_FEATURES),
-    }
+# name: (label, features); one recipe for the out-of-fold scores and the served estimators.
+RECIPES = {
+    "cached": ("cached_correct", QUERY_FEATURES),
+    "enriched": ("low_correct", QUERY_FEATURES),
+    "context": ("low_correct", CONTEXT_FEATURES),
+}
+
+
+def fit_estimators(rows: list[dict[str, Any]]) -> dict[str, CalibratedModel]:
+    """The three estimators of RECIPES, fit on `rows`. `sleeptime train` serves them fit on
+    every row beside its policy, so the scores the proxy sees are distributed like the
+    out-of-fold scores the policy's thresholds were tuned on."""
     return {
-        name: CalibratedModel(features=feats).fit(matrix(rows, feats), [r[target] for r in rows])
-        for name, (target, feats) in recipes.items()
+        name: CalibratedModel(features=feats).fit(matrix(rows, feats), [r[label] for r in rows])
+        for name, (label, feats) in RECIPES.items()
     }
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from policies import Policy, Prices, builtin_baselines, save
 from router.predictability import save_models
 from router.settings import load_settings
-from training.policy_data import load_replay_table, load_rows, serving_models, split_masks
+from training.policy_data import fit_estimators, load_replay_table, load_rows, split_masks
 from training.replay import ReplayTable, evaluate
 from training.study import baseline_params, policy_of, run_study
 
@@ -101,7 +101,7 @@ def _save_estimators(args: argparse.Namespace) -> Path:
     outcomes, _, rows = load_rows(args.outcomes)
     low_rung = min((o.rung for o in outcomes if o.sleep_passes > 0), default=0)
     path = args.out.with_name(args.out.stem + ".estimators.pkl")
-    return save_models(path, serving_models(rows), {"low_rung": low_rung, "model": "logistic"})
+    return save_models(path, fit_estimators(rows), {"low_rung": low_rung, "model": "logistic"})
 
 
 def _space(table: ReplayTable) -> tuple[list[int], list[int], list[int]]:

@@ -64,7 +64,8 @@ class Exchange:
             )
         return headers
 
-    def finish(self, status: int, error_code: str | None = None, *, usage: Any = None) -> None:
+    def finish(self, status: int, error_code: str | None = None, *, usage: Any = None) -> int:
+        """Records the request; returns its completion tokens."""
         prompt, completion, cached = _tokens(usage)
         seconds = time.perf_counter() - self.started
         route = self.decision.route
@@ -91,6 +92,7 @@ class Exchange:
                 error_code=error_code,
             )
         )
+        return completion
 
     def fail(self, error: ApiError) -> Response:
         self.finish(error.status, error_code=error.code)
@@ -150,8 +152,7 @@ async def _complete(exchange: Exchange, body: bytes) -> Response:
         return exchange.fail(from_upstream(exc))
     finally:
         state.end()
-    exchange.finish(answer.status, usage=answer.data.get("usage"))
-    exchange.completion_tokens = _tokens(answer.data.get("usage"))[1]
+    exchange.completion_tokens = exchange.finish(answer.status, usage=answer.data.get("usage"))
     return Response(
         answer.content, answer.status, exchange.headers(), media_type="application/json"
     )
