@@ -24,6 +24,13 @@ from router.store.base import ContextRecord
 Encoder = Callable[[Sequence[str]], np.ndarray]
 
 
+def expected_queries(context: ContextRecord) -> float:
+    """What the client said at registration, or the sightings so far if more. Sightings alone
+    undercount: when the first queries are routed, most of a context's queries are still to
+    come, and training knew each context's full count."""
+    return float(max(context.expected_queries or 0.0, context.seen, 1))
+
+
 class PolicyRouter:
     def __init__(
         self,
@@ -54,7 +61,7 @@ class PolicyRouter:
             name: float(m.predict_proba(matrix([features], m.features))[0, 1])
             for name, m in self.models.items()
         }
-        known = ContextFeatures(scores.get("context", 0.5), float(max(context.seen, 1)))
+        known = ContextFeatures(scores.get("context", 0.5), expected_queries(context))
         # Offline, a context the policy would not sleep on has no learned context to route to;
         # the proxy's worker thinks about every queued context, so the policy's own sleep
         # decision gates whether that work is used, or replay and serving disagree.

@@ -55,6 +55,7 @@ class Settings:
     max_inflight_for_sleep: int = 0  # sleep-time work runs only while at most this many in flight
     sleep_enabled: bool = True
     sleep_passes: int = 1  # the sleep budget, until a policy gives one per context
+    sleep_prompt: str = "solve"  # a key of router.sleep.TEMPLATES
     # Experiments.
     mlflow_uri: str = "sqlite:///mlruns/mlflow.db"
     test_token_price_ratio: float = 10.0

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from router.answers import extract_answer, normalize_number
+from router.errors import ConfigError
+from router.program import run_program
 
 SYSTEM = (
     "You study a text before anyone asks about it, so that later questions can be "
@@ -62,7 +64,18 @@ line "Work: ...", then give a line "A: <number>".
 
 """
     + LAYOUT,
+    # v3: a program; the proxy computes the values (router.program), the model only sets up.
+    "program": """Text:
+{context}
+
+Nobody has asked a question yet. Write Python code that computes every quantity that
+can be derived from the text, step by step, up to the quantity the text builds up to.
+One assignment per line, using only numbers and earlier variables, each with a comment
+that asks the question the variable answers, e.g.
+eggs_sold = 16 - 3 - 4  # How many eggs does Janet sell each day?
+Write only the code.""",
 }
+PROGRAM_PROMPTS = frozenset({"program"})  # their passes are parsed by parse_program
 
 
 class ChatBackend(Protocol):
@@ -76,6 +89,11 @@ class SleepBudget:
     temperature: float = 0.7
     n_questions: int = 3
     prompt: str = "solve"  # a key of TEMPLATES
+
+    def __post_init__(self) -> None:
+        if self.prompt not in TEMPLATES:
+            known = ", ".join(sorted(TEMPLATES))
+            raise ConfigError(f"unknown sleep prompt {self.prompt!r}; known: {known}")
 
 
 @dataclass(frozen=True)
@@ -127,8 +145,19 @@ _ANSWER = re.compile(r"^\W*a(?:nswer)?\s*\d*\s*[:.)]\**\s*(.+)$", re.IGNORECASE)
 _WORK = re.compile(r"^\W*work\s*[:.]\**\s*(.+)$", re.IGNORECASE)
 
 
-def parse_pass(raw: str) -> ParsedPass:
+def parse_program(raw: str) -> ParsedPass:
+    """Every computed step is a note and an anticipated question with its exact value;
+    the values are ours (router.program), so the model's arithmetic cannot be wrong."""
+    program = run_program(raw)
+    notes = tuple(f"{s.name} = {s.expression} = {s.answer}" for s in program.steps)
+    anticipated = tuple(Anticipated(s.question, s.answer) for s in program.steps)
+    return ParsedPass(notes, anticipated, program.skipped)
+
+
+def parse_pass(raw: str, prompt: str = "solve") -> ParsedPass:
     """Tolerates missing headers, numbered questions, markdown bold and stray prose."""
+    if prompt in PROGRAM_PROMPTS:
+        return parse_program(raw)
     notes: list[str] = []
     found: list[Anticipated] = []
     rejected = 0
@@ -223,7 +252,7 @@ def sleep_pass(
     return PassResult(
         index=index,
         raw=result.text,
-        parsed=parse_pass(result.text),
+        parsed=parse_pass(result.text, budget.prompt),
         prompt_tokens=result.usage.prompt_tokens,
         completion_tokens=result.usage.completion_tokens,
         truncated=result.finish_reason == "length",

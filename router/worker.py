@@ -33,8 +33,8 @@ SleepBudgetFn = Callable[[ContextRecord], SleepBudget]
 log = logging.getLogger("sleeptime.worker")
 
 
-def fixed_budget(passes: int = 1, max_tokens: int = 768) -> SleepBudgetFn:
-    budget = SleepBudget(passes=passes, max_tokens=max_tokens)
+def fixed_budget(passes: int = 1, max_tokens: int = 768, prompt: str = "solve") -> SleepBudgetFn:
+    budget = SleepBudget(passes=passes, max_tokens=max_tokens, prompt=prompt)
     return lambda context: budget
 
 

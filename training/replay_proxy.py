@@ -69,6 +69,7 @@ class Asked:
     test_tokens: int
     prompt_tokens: int
     latency_s: float
+    scores: str = ""  # the X-Sleeptime-Scores header: why the router chose the route
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,7 @@ def ask(
         test_tokens=0 if route == "cached" else (usage.completion_tokens if usage else 0),
         prompt_tokens=0 if route == "cached" else (usage.prompt_tokens if usage else 0),
         latency_s=latency,
+        scores=raw.headers.get("x-sleeptime-scores", ""),
     )
 
 
@@ -177,7 +179,13 @@ def register_and_wait(base: str, problems: list[StatefulProblem]) -> dict[str, i
     headers = {"Authorization": f"Bearer {API_KEY}"}  # the same tenant as the queries
     with httpx.Client(base_url=base, timeout=30, headers=headers) as http:
         for problem in problems:
-            body = {"id": context_id(problem), "context": problem.context}
+            # The workload knows how many questions each context will get, as an application
+            # that registers a document usually does: the policy's sleep rule weighs it.
+            body = {
+                "id": context_id(problem),
+                "context": problem.context,
+                "expected_queries": len(problem.queries),
+            }
             http.post("/contexts", json=body).raise_for_status()
         spent: dict[str, int] = {}
         deadline = time.monotonic() + SLEEP_WAIT_S
@@ -275,10 +283,12 @@ def main(argv: list[str] | None = None) -> int:
     loaded = load_dataset(args.dataset, limit=args.offset + args.limit * 2)
     problems = [p for p in loaded if p.has_context][args.offset : args.offset + args.limit]
     arms: dict[str, Arm] = {}
+    answered: dict[str, list[dict[str, Any]]] = {}
     with upstream(settings) as live, tempfile.TemporaryDirectory(prefix="replay-") as tmp:
         for name in ("pass-through", "policy"):
             asked, spent = run_arm(name, live, problems, args, Path(tmp))
             arms[name] = summarize(name, asked, spent, args.t)
+            answered[name] = [asdict(a) for a in asked]
             if not args.json:
                 print(_line(arms[name]), flush=True)
     result = {
@@ -291,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        args.out.write_text(json.dumps(result | {"queries": answered}, indent=2) + "\n")
     print(json.dumps(result, indent=2) if args.json else _ratios_line(result))
     return 0
 

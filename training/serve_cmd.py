@@ -28,6 +28,7 @@ from router.proxy.app import create_app
 from router.proxy.config import ProxyConfig
 from router.proxy.server import serve
 from router.settings import Settings, load_settings
+from router.sleep import TEMPLATES
 from router.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ def parser() -> argparse.ArgumentParser:
         help="sleep-time work runs only while at most this many requests are in flight",
     )
     p.add_argument("--sleep-passes", type=int, help="sleep-time passes per context (default 1)")
+    p.add_argument("--sleep-prompt", choices=sorted(TEMPLATES), help="default: solve")
     p.add_argument("--no-sleep", action="store_true", help="no sleep-time worker: a pure meter")
     p.add_argument("--log-level", default="warning", help="uvicorn's log level")
     p.add_argument(
@@ -93,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         max_body_bytes=args.max_body_bytes,
         max_inflight_for_sleep=args.max_inflight_for_sleep,
         sleep_passes=args.sleep_passes,
+        sleep_prompt=args.sleep_prompt,
         sleep_enabled=False if args.no_sleep else None,
     )
     upstream = settings.upstream_url or f"embedded {settings.local_model}"

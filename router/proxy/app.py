@@ -181,7 +181,9 @@ async def _start_worker(
         )
         stack.callback(built.close)
         backend = built
-    budget = parts.budget or fixed_budget(config.sleep_passes, config.sleep_max_tokens)
+    budget = parts.budget or fixed_budget(
+        config.sleep_passes, config.sleep_max_tokens, config.sleep_prompt
+    )
 
     def finished(job: SleepJob, outcome: str, sleep_tokens: int) -> None:
         state.forget(job.tenant, job.context_id)

@@ -84,3 +84,7 @@ class ProxyConfig:
     @property
     def sleep_passes(self) -> int:
         return self.settings.sleep_passes
+
+    @property
+    def sleep_prompt(self) -> str:
+        return self.settings.sleep_prompt

@@ -63,6 +63,7 @@ CONTEXT_REQUEST: dict[str, Any] = {
         "id": {"type": "string"},
         "context": {"type": "string"},
         "messages": {"type": "array", "items": _MESSAGE},
+        "expected_queries": {"type": "number", "exclusiveMinimum": 0, "maximum": 1e9},
     },
 }
 FEEDBACK_REQUEST: dict[str, Any] = {

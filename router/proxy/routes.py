@@ -24,6 +24,9 @@ from router.store.base import ContextRecord
 SMALL_BODY = 64 * 1024
 
 
+MAX_EXPECTED_QUERIES = 1e9  # also in openapi.CONTEXT_REQUEST
+
+
 def _json(data: Any, status: int = 200) -> Response:
     return Response(json.dumps(data).encode(), status, media_type="application/json")
 
@@ -43,15 +46,19 @@ async def models(request: Request) -> Response:
 
 
 async def register_context(request: Request) -> Response:
-    """POST /v1/contexts {"id"?, "context" | "messages"}: store it, queue it for sleep."""
+    """POST /v1/contexts {"id"?, "context" | "messages", "expected_queries"?}: store it,
+    queue it for sleep."""
     state, tenant = _state_and_tenant(request)
     body = load_object(await read_body(request, state.config.max_body_bytes))
     context_id, text = _context_of(body)
+    expected = _expected_queries(body)
     limit = state.config.max_context_bytes
     if len(text.encode()) > limit:
         message = f"the context is larger than {limit} bytes, too large to think about"
         raise ApiError(413, message, param="context", code="context_too_large")
-    record = await to_thread.run_sync(state.store.register_context, tenant, context_id, text)
+    record = await to_thread.run_sync(
+        state.store.register_context, tenant, context_id, text, expected
+    )
     state.forget(tenant, context_id)
     if record.sleep_status is None:
         await to_thread.run_sync(state.queue_sleep, record)
@@ -101,6 +108,7 @@ def context_view(record: ContextRecord) -> dict[str, Any]:
         "version": record.version,
         "source": record.source,
         "seen": record.seen,
+        "expected_queries": record.expected_queries,
         "status": record.sleep_status,
         "learned_context": record.learned,
         "anticipated": record.anticipated or [],
@@ -127,6 +135,21 @@ def _context_of(body: dict[str, Any]) -> tuple[str, str]:
     if name is None:
         return context_hash(messages), context_text(messages)
     return check_id(name, "id"), context_text(messages)
+
+
+def _expected_queries(body: dict[str, Any]) -> float | None:
+    """How many queries the client expects: the policy's sleep rule needs it before they come."""
+    value = body.get("expected_queries")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise bad_request("'expected_queries' must be a number", param="expected_queries")
+    if not 0 < value <= MAX_EXPECTED_QUERIES:
+        raise bad_request(
+            f"'expected_queries' must be above 0 and at most {MAX_EXPECTED_QUERIES:g}",
+            param="expected_queries",
+        )
+    return float(value)
 
 
 def _label(state: ProxyState, tenant: str, request_id: str, correct: bool) -> bool:

@@ -74,6 +74,9 @@ class ContextRecord:
     sleep_tokens: int
     error: str | None
     updated: float
+    # Queries the client expects this context to serve, given at registration: the policy's
+    # sleep rule weighs sleep-time work against it before the queries have arrived.
+    expected_queries: float | None = None
 
     @property
     def has_learned(self) -> bool:
@@ -113,8 +116,11 @@ class Store(Protocol):
         """Count `times` more sightings; the first one creates the context (version 1)."""
         ...
 
-    def register_context(self, tenant: str, context_id: str, text: str) -> ContextRecord:
-        """Create, or re-register: new text makes a new version and drops what was learned."""
+    def register_context(
+        self, tenant: str, context_id: str, text: str, expected_queries: float | None = None
+    ) -> ContextRecord:
+        """Create, or re-register: new text makes a new version and drops what was learned;
+        a given `expected_queries` replaces the stored one, None keeps it."""
         ...
 
     def get_context(self, tenant: str, context_id: str) -> ContextRecord | None: ...

@@ -32,7 +32,7 @@ from router.store.base import (
     StoreError,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS requests (
@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS contexts (
     tenant TEXT NOT NULL, context_id TEXT NOT NULL, version INTEGER NOT NULL, text TEXT NOT NULL,
     source TEXT NOT NULL, seen INTEGER NOT NULL, sleep_status TEXT, learned TEXT,
     anticipated TEXT, sleep_tokens INTEGER NOT NULL DEFAULT 0, error TEXT, updated REAL NOT NULL,
-    PRIMARY KEY (tenant, context_id));
+    expected_queries REAL, PRIMARY KEY (tenant, context_id));
 CREATE TABLE IF NOT EXISTS sleep_jobs (
     job_id INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, context_id TEXT NOT NULL,
     version INTEGER NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
@@ -116,7 +116,9 @@ class SqliteStore:
             )
             return _context(db, tenant, context_id)
 
-    def register_context(self, tenant: str, context_id: str, text: str) -> ContextRecord:
+    def register_context(
+        self, tenant: str, context_id: str, text: str, expected_queries: float | None = None
+    ) -> ContextRecord:
         with self._write() as db:
             known = _context_or_none(db, tenant, context_id)
             if known is None:
@@ -127,6 +129,11 @@ class SqliteStore:
                 )
             elif known.text != text:
                 _new_version(db, known, text)
+            if expected_queries is not None:
+                db.execute(
+                    "UPDATE contexts SET expected_queries = ? WHERE tenant = ? AND context_id = ?",
+                    (expected_queries, tenant, context_id),
+                )
             return _context(db, tenant, context_id)
 
     def get_context(self, tenant: str, context_id: str) -> ContextRecord | None:
@@ -315,7 +322,10 @@ class SqliteStore:
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
             version = self._schema_version(db)
-            if version is not None and version > SCHEMA_VERSION:
+            if version == 1:  # 2 added contexts.expected_queries
+                db.execute("ALTER TABLE contexts ADD COLUMN expected_queries REAL")
+                db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+            elif version is not None and version > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path} has schema version {version}; this sleeptime knows "
                     f"{SCHEMA_VERSION}: upgrade sleeptime or use another --db"

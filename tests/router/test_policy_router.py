@@ -40,20 +40,27 @@ def fitted(features: tuple[str, ...]) -> CalibratedModel:
     return CalibratedModel(features=features).fit(matrix(rows, features), labels)
 
 
-def context(anticipated: list[dict] | None, status: str = "done") -> ContextRecord:
+def context(
+    anticipated: list[dict] | None,
+    status: str = "done",
+    *,
+    seen: int = 3,
+    expected: float | None = None,
+) -> ContextRecord:
     return ContextRecord(
         "t",
         "ducks",
         1,
         "Ducks lay 16 eggs. She sells them for $2.",
         "explicit",
-        3,
+        seen,
         status,
         "Notes: ...",
         anticipated,
         100,
         None,
         0.0,
+        expected,
     )
 
 
@@ -103,3 +110,17 @@ def test_a_context_the_policy_would_not_sleep_on_goes_full() -> None:
         Learned(sleep_min_value=0.0, enriched_threshold=0.0), ROUTER.models, encode
     )
     assert eager.decide("t", context(ANTICIPATED), "How many miles?").route == "enriched"
+
+
+def test_the_sleep_rule_weighs_the_registered_expected_queries() -> None:
+    """The first query of a context registered for 20 queries is routed as training saw it:
+    by the 20 to come, not by the one sighting so far."""
+    score = ROUTER.models["context"].predict_proba(
+        matrix([ROUTER.features(context(ANTICIPATED), "q")[0]], CONTEXT_FEATURES)
+    )[0, 1]
+    policy = Learned(sleep_min_value=score * 10, cached_threshold=2.0, enriched_threshold=0.0)
+    router = PolicyRouter(policy, ROUTER.models, encode)
+    first = "How many miles?"
+    assert router.decide("t", context(ANTICIPATED, seen=1), first).route == "full"
+    assert router.decide("t", context(ANTICIPATED, seen=1, expected=20), first).route == "enriched"
+    assert router.decide("t", context(ANTICIPATED, seen=12), first).route == "enriched"

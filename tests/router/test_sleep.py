@@ -1,5 +1,8 @@
 from dataclasses import dataclass
 
+import pytest
+
+from router.errors import ConfigError
 from router.sleep import (
     Anticipated,
     SleepBudget,
@@ -129,3 +132,29 @@ def test_single_pass_is_greedy() -> None:
     run_sleep(backend, "m", "ctx", SleepBudget(passes=1))
     assert backend.calls[0]["temperature"] == 0.0
     assert sleep_messages("ctx", 5)[1]["content"].count("5 questions") == 1
+
+
+PROGRAM = """```python
+eggs_sold = 16 - 3 - 4  # How many eggs does Janet sell each day?
+money = eggs_sold * 2  # How much does she make every day?
+broken = money / 0  # never mind
+```"""
+
+
+def test_a_program_pass_is_computed_not_trusted() -> None:
+    backend = FakeBackend([FakeResult(PROGRAM, "stop", FakeUsage(80, 40))])
+    learned = run_sleep(backend, "m", "ctx", SleepBudget(prompt="program"))
+    assert [(a.question, a.answer) for a in learned.anticipated] == [
+        ("How many eggs does Janet sell each day?", "9"),
+        ("How much does she make every day?", "18"),
+    ]
+    assert "money = eggs_sold * 2 = 18" in learned.text
+    assert "Q: How much does she make every day? A: 18" in learned.text
+    assert "Python code" in backend.calls[0]["messages"][1]["content"]
+    assert parse_pass(PROGRAM, "program").rejected == 1
+    assert parse_pass(PROGRAM).anticipated == ()  # the solve layout reads no code
+
+
+def test_an_unknown_sleep_prompt_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="program"):
+        SleepBudget(prompt="nonsense")

@@ -22,6 +22,16 @@ def record(request_id: str, tenant: str = "t1", **fields: object) -> RequestReco
     return RequestRecord(tenant=tenant, request_id=request_id, **values)
 
 
+V1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta VALUES ('schema_version', '1');
+CREATE TABLE contexts (
+    tenant TEXT NOT NULL, context_id TEXT NOT NULL, version INTEGER NOT NULL, text TEXT NOT NULL,
+    source TEXT NOT NULL, seen INTEGER NOT NULL, sleep_status TEXT, learned TEXT,
+    anticipated TEXT, sleep_tokens INTEGER NOT NULL DEFAULT 0, error TEXT, updated REAL NOT NULL,
+    PRIMARY KEY (tenant, context_id));
+"""
+
 LEARNED = Learned("Notes:\n- 9 eggs", [{"question": "How many?", "answer": "9"}], 40)
 
 
@@ -47,6 +57,14 @@ class StoreContract:
     def test_register_same_text_keeps_version(self) -> None:
         self.store.register_context("t1", "doc", "a")
         assert self.store.register_context("t1", "doc", "a").version == 1
+
+    def test_expected_queries_is_kept_until_given_again(self) -> None:
+        assert self.store.register_context("t1", "doc", "a").expected_queries is None
+        assert self.store.register_context("t1", "doc", "a", 4.0).expected_queries == 4.0
+        assert self.store.register_context("t1", "doc", "b").expected_queries == 4.0
+        assert self.store.register_context("t1", "doc", "b", 2.5).expected_queries == 2.5
+        self.store.register_context("t2", "doc", "a", 9.0)
+        assert self.store.get_context("t1", "doc").expected_queries == 2.5  # type: ignore[union-attr]
 
     def test_new_text_is_a_new_version_and_drops_the_learned(self) -> None:
         self.store.register_context("t1", "doc", "old")
@@ -175,6 +193,21 @@ class TestSqliteStore(StoreContract):
             db.execute("UPDATE meta SET value = ?", (str(SCHEMA_VERSION + 1),))
         with pytest.raises(StoreError, match="schema version"):
             SqliteStore(self.path)
+
+    def test_a_version_1_store_is_migrated_and_keeps_its_contexts(self, tmp_path: Path) -> None:
+        old = tmp_path / "v1.sqlite"
+        with sqlite3.connect(old) as db:
+            db.executescript(V1_SCHEMA)
+            db.execute(
+                "INSERT INTO contexts (tenant, context_id, version, text, source, seen, updated)"
+                " VALUES ('t1', 'doc', 3, 'kept', 'explicit', 5, 1.0)"
+            )
+        store = SqliteStore(old)
+        kept = store.get_context("t1", "doc")
+        assert kept is not None and (kept.version, kept.text, kept.seen) == (3, "kept", 5)
+        assert store.register_context("t1", "doc", "kept", 7.0).expected_queries == 7.0
+        assert store.integrity_problems() == []
+        store.close()
 
     def test_not_a_database_is_refused(self, tmp_path: Path) -> None:
         junk = tmp_path / "junk.sqlite"

@@ -124,6 +124,15 @@ def test_register_then_read(parked: TestClient) -> None:
     assert (view["id"], view["version"], view["status"]) == ("doc-1", 1, "queued")
     got = client.get("/v1/contexts/doc-1", headers=auth(KEY_A)).json()
     assert got["learned_context"] is None and got["anticipated"] == []
+    assert got["expected_queries"] is None
+
+
+def test_expected_queries_is_stored_and_shown(parked: TestClient) -> None:
+    client = parked
+    body = {"id": "doc-1", "context": DOC, "expected_queries": 4}
+    assert client.post("/v1/contexts", json=body).json()["expected_queries"] == 4.0
+    again = client.post("/v1/contexts", json={"id": "doc-1", "context": DOC}).json()
+    assert again["expected_queries"] == 4.0  # re-registering without it keeps it
 
 
 def test_registered_text_matches_the_same_system_prompt(
@@ -154,6 +163,11 @@ def test_reregistering_new_text_makes_a_new_version(parked: TestClient) -> None:
         {"context": "t", "id": "a b"},
         {"context": "t", "id": 5},
         {"messages": [{"role": "nobody", "content": "x"}]},
+        {"context": "t", "expected_queries": 0},
+        {"context": "t", "expected_queries": -2},
+        {"context": "t", "expected_queries": "3"},
+        {"context": "t", "expected_queries": True},
+        {"context": "t", "expected_queries": 1e12},
     ],
 )
 def test_bad_registrations_are_400(client: TestClient, body: dict) -> None:
