@@ -20,6 +20,7 @@ from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
 from router.errors import UpstreamError
+from router.forward import UpstreamStream
 from router.ladder import rung
 from router.proxy import synth
 from router.proxy.contexts import HEADER, ContextRef, explicit_name, identify
@@ -166,7 +167,7 @@ async def _stream(exchange: Exchange, body: bytes, strip_usage: bool) -> Respons
     except UpstreamError as exc:
         state.end()
         return exchange.fail(from_upstream(exc))
-    return _RelayResponse(exchange, StreamRelay(upstream, strip_usage=strip_usage))
+    return _RelayResponse(exchange, upstream, strip_usage)
 
 
 class _RelayResponse(StreamingResponse):
@@ -174,12 +175,18 @@ class _RelayResponse(StreamingResponse):
     client leaves before the first event: the connection, the in-flight count and the
     record are settled the same way however the stream ends."""
 
-    def __init__(self, exchange: Exchange, relay: StreamRelay) -> None:
+    def __init__(self, exchange: Exchange, upstream: UpstreamStream, strip_usage: bool) -> None:
+        relay = StreamRelay(upstream, strip_usage=strip_usage, before_done=self._settle)
         self._events = relay.events()
         super().__init__(self._events, headers=exchange.headers(), media_type="text/event-stream")
         self._exchange = exchange
         self._relay = relay
+        self._settled = False
         self.on_close: Callable[[], None] = lambda: None
+
+    def _settle(self, status: int, error_code: str | None, usage: Any) -> None:
+        self._settled = True
+        self._exchange.finish(status, error_code, usage=usage)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -190,7 +197,8 @@ class _RelayResponse(StreamingResponse):
                 await self._relay.aclose()
             self._exchange.state.end()
             self.on_close()
-            self._exchange.finish(*self._relay.outcome(), usage=self._relay.usage)
+            if not self._settled:  # the client left before [DONE]
+                self._exchange.finish(*self._relay.outcome(), usage=self._relay.usage)
 
 
 def _cached(exchange: Exchange, chat: ChatRequest, answer: str) -> Response:

@@ -23,18 +23,31 @@ a finish_reason.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from router.errors import UpstreamBadResponse, UpstreamError
 from router.forward import DONE_EVENT, UpstreamStream
 from router.proxy.errors import ApiError, from_upstream, sse_error_event
 
+Settle = Callable[[int, str | None, dict[str, Any] | None], None]
+
 
 class StreamRelay:
-    def __init__(self, upstream: UpstreamStream, *, strip_usage: bool = False) -> None:
+    """`before_done(status, error code, usage)` runs once, just before the final `[DONE]`
+    leaves: a record journaled then survives a crash between the last byte and the
+    stream's end. A client that leaves before `[DONE]` is settled by the caller (499)."""
+
+    def __init__(
+        self,
+        upstream: UpstreamStream,
+        *,
+        strip_usage: bool = False,
+        before_done: Settle | None = None,
+    ) -> None:
         self.upstream = upstream
         self.strip_usage = strip_usage
+        self.before_done = before_done
         self.usage: dict[str, Any] | None = None
         self.error: ApiError | None = None
         self.finished = False  # a finish_reason went by
@@ -45,6 +58,8 @@ class StreamRelay:
         try:
             async for event in self.upstream.events():
                 if self._keep(event):
+                    if self.done:
+                        self._settle()
                     yield event
         except UpstreamError as exc:
             self.error = from_upstream(exc)
@@ -53,6 +68,7 @@ class StreamRelay:
             if self.error is None and not self.finished:
                 self.error = _incomplete()
                 yield sse_error_event(self.error)
+            self._settle()
             yield DONE_EVENT
         self.complete = True
 
@@ -61,6 +77,12 @@ class StreamRelay:
         if self.error is not None:
             return self.error.status, self.error.code
         return (200, None) if self.complete else (499, "client_closed")
+
+    def _settle(self) -> None:
+        if self.before_done is not None:
+            settle, self.before_done = self.before_done, None
+            status, code = (self.error.status, self.error.code) if self.error else (200, None)
+            settle(status, code, self.usage)
 
     async def aclose(self) -> None:
         await self.upstream.aclose()

@@ -7,8 +7,9 @@ The proxy runs as `sleeptime serve` in a child process, in front of a fake upstr
 answers chat requests in milliseconds and sleep-time passes in a few hundred, so that most
 kills land while a job is running and while records are on their way to SQLite. A request
 counts as acknowledged when its client read the response whole: status 200 with an
-X-Request-Id. Only non-streaming requests are sent: a stream's record is made after its last
-byte went out, so a kill in between may lose it, and the client could not tell.
+X-Request-Id, and for a stream (a third of the requests) every event up to `data: [DONE]`
+with no error event. A stream's record is journaled before its `[DONE]` leaves, so a kill
+after the last byte loses nothing either.
 
 For the README's line, run it alone:
 
@@ -48,6 +49,7 @@ from fake_upstream import (  # noqa: E402
     Reply,
     completion_body,
     json_reply,
+    stream_reply,
     usage_body,
 )
 from fastapi.testclient import TestClient  # noqa: E402
@@ -111,6 +113,8 @@ def upstream_answer(rng: random.Random) -> Callable[[Recorded], Reply]:
         if messages[0].get("content") == SYSTEM:
             body = completion_body(SLEEP_REPLY, model=MODEL, usage=usage_body(100, 40))
             return json_reply(body, delay_s=rng.uniform(0.15, 0.4))
+        if (request.json or {}).get("stream"):
+            return stream_reply(["o", "k"], usage=usage_body(7, 3), delay_s=rng.uniform(0, 0.02))
         body = completion_body("ok", model=MODEL, usage=usage_body(7, 3))
         return json_reply(body, delay_s=rng.uniform(0.002, 0.02))
 
@@ -235,18 +239,33 @@ class Load:
             while not self._stop.is_set():
                 key, context_id, request = self._request(rng)
                 try:
-                    response = client.post("/v1/chat/completions", **request)
+                    request_id = self._send(client, request)
                 except httpx.TransportError:  # the proxy is gone: this one was not acknowledged
                     time.sleep(0.01)
                     continue
-                if response.status_code == 200 and "x-request-id" in response.headers:
-                    self.acked.append(Ack(key, response.headers["x-request-id"], context_id))
+                if request_id is not None:
+                    self.acked.append(Ack(key, request_id, context_id))
+
+    @staticmethod
+    def _send(client: httpx.Client, request: dict[str, Any]) -> str | None:
+        """The request id once the whole answer was read; None when it was not an answer."""
+        with client.stream("POST", "/v1/chat/completions", **request) as response:
+            text = response.read().decode()
+        if response.status_code != 200 or "x-request-id" not in response.headers:
+            return None
+        if request["json"].get("stream") and (
+            not text.endswith("data: [DONE]\n\n") or '"error"' in text
+        ):
+            return None
+        return response.headers["x-request-id"]
 
     def _request(self, rng: random.Random) -> tuple[str, str | None, dict[str, Any]]:
         key = rng.choice(KEYS)
         headers = {"Authorization": f"Bearer {key}"}
         question = {"role": "user", "content": "How many eggs?"}
         body: dict[str, Any] = {"model": MODEL, "messages": [question]}
+        if rng.random() < 1 / 3:
+            body["stream"] = True
         way = rng.choice(["header", "metadata", "none"])
         context_id = None if way == "none" else f"chat-{self.cycle}"
         if context_id is not None:
