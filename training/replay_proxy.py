@@ -48,6 +48,7 @@ from router.answers import answers_match, extract_answer
 from router.ladder import rung
 from router.local_server import free_port, start_local_server
 from router.settings import Settings, load_settings
+from router.sleep import TEMPLATES, SleepBudget
 from training.datasets import load_dataset
 from training.datasets.types import StatefulProblem
 from training.metrics import bootstrap_accuracy
@@ -221,6 +222,7 @@ def run_arm(
         salt_path=folder / "salt",
         sleep_enabled=policy,
         sleep_passes=args.sleep_passes,
+        sleep_prompt=args.sleep_prompt,
     )
     router = _policy_router(args) if policy else None
     with ServerThread(create_app(config, router=router), free_port()) as server:
@@ -265,6 +267,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--estimators", type=Path, default=None, help="default: beside the policy")
     p.add_argument("--client-rung", default="steps", help="what the client asks for")
     p.add_argument("--sleep-passes", type=int, default=1)
+    p.add_argument("--sleep-prompt", choices=sorted(TEMPLATES), default=SleepBudget.prompt,
+                   help="the prompt the policy's table was collected with")  # fmt: skip
     p.add_argument("--concurrency", type=int, default=2)
     p.add_argument("--t", type=float, default=T_DEFAULT, help="test/sleep token price ratio")
     p.add_argument("--local-model", default=None)
@@ -294,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "dataset": args.dataset,
         "offset": args.offset,
+        "sleep_prompt": args.sleep_prompt,
         "client_rung": args.client_rung,
         "t": args.t,
         "arms": {name: asdict(arm) for name, arm in arms.items()},

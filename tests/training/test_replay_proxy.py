@@ -86,7 +86,12 @@ def test_replay_through_the_proxy(tmp_path: Path) -> None:
     problems = load_dataset(data)
     policy = save(Threshold(cached_threshold=0.0), tmp_path / "policy.json")  # always cache
     args = argparse.Namespace(
-        policy=policy, estimators=ESTIMATORS, client_rung="steps", sleep_passes=1, concurrency=2
+        policy=policy,
+        estimators=ESTIMATORS,
+        client_rung="steps",
+        sleep_passes=1,
+        sleep_prompt="solve",
+        concurrency=2,
     )
     with FakeUpstream(fallback=model) as fake:
         settings = Settings(cache_dir=tmp_path, upstream_url=fake.url, upstream_model="fake")
