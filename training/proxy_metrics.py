@@ -2,8 +2,9 @@
 
 `sleeptime serve` starts one `ProxyMetrics`. Each tick reads the proxy's store through
 the thread's own SQLite connection, takes what reached the store since the previous tick
-(the window) and since the exporter started (the total), and logs both as metrics of one
-MLflow run per proxy process (experiment "sleeptime-proxy"), step = window index. Windows
+(the window), adds it to the running total since the exporter started (so a tick costs
+one window, however long the proxy has run), and logs both as metrics of one MLflow run
+per proxy process (experiment "sleeptime-proxy"), step = window index. Windows
 are bounded by store marks (`router.store.base.Mark`), so a record is counted exactly once
 however late the background writer delivered it.
 
@@ -83,8 +84,8 @@ class ProxyMetrics:
         self.failures = 0
         self._open_store = open_store
         self._store: StoreReader | None = None
-        self._origin: Mark | None = None
         self._last: Mark | None = None
+        self._total = Aggregates()  # the windows logged so far, summed
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sleeptime-metrics", daemon=True)
 
@@ -103,16 +104,17 @@ class ProxyMetrics:
     def tick(self) -> bool:
         """One window; False when the store or the sink failed (the next tick retries)."""
         try:
-            store, origin, last = self._opened()
+            store, last = self._opened()
             end = store.mark()
-            window, total = store.aggregates(last, end), store.aggregates(origin, end)
+            window = store.aggregates(last, end)
+            total = self._total.plus(window)
             self.sink.log(metrics_of(window, total), self.windows)
         except Exception as exc:  # the traceback once: MLflow down for an hour is 60 lines
             self.failures += 1
             first = self.failures == 1
             log.warning("proxy metrics: window %d failed: %r", self.windows, exc, exc_info=first)
             return False
-        self._last, self.windows = end, self.windows + 1
+        self._last, self._total, self.windows = end, total, self.windows + 1
         return True
 
     def _run(self) -> None:
@@ -126,12 +128,12 @@ class ProxyMetrics:
             self.tick()
         self._close()
 
-    def _opened(self) -> tuple[StoreReader, Mark, Mark]:
+    def _opened(self) -> tuple[StoreReader, Mark]:
         if self._store is None:
             self._store = self._open_store()
-        if self._origin is None or self._last is None:
-            self._origin = self._last = self._store.mark()
-        return self._store, self._origin, self._last
+        if self._last is None:
+            self._last = self._store.mark()
+        return self._store, self._last
 
     def _close(self) -> None:
         closers = [self.sink.close] + ([self._store.close] if self._store is not None else [])
@@ -143,8 +145,13 @@ class ProxyMetrics:
 
 
 def metrics_of(window: Aggregates, total: Aggregates) -> dict[str, float | None]:
-    """`window/...` since the previous tick, `total/...` since the exporter started."""
-    return {**_scoped(window, "window"), **_scoped(total, "total")}
+    """`window/...` since the previous tick, `total/...` since the exporter started (its
+    sums only: tenant counts and latency percentiles are per window)."""
+    totals = {k: v for k, v in _scoped(total, "total").items() if k not in PER_WINDOW_ONLY}
+    return {**_scoped(window, "window"), **totals}
+
+
+PER_WINDOW_ONLY = frozenset({"total/tenants", "total/latency_p50_ms", "total/latency_p95_ms"})
 
 
 def _scoped(figures: Aggregates, scope: str) -> dict[str, float | None]:

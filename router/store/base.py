@@ -188,6 +188,31 @@ class Aggregates:
     sleep_failed: int = 0
     sleep_tokens: int = 0
 
+    def plus(self, later: Aggregates) -> Aggregates:
+        """The sums over two adjacent spans, so a running total costs one window per tick.
+        Tenant counts and latency percentiles do not add up: the sum has neither."""
+        return Aggregates(
+            requests=self.requests + later.requests,
+            by_route=_added(self.by_route, later.by_route),
+            by_status=_added(self.by_status, later.by_status),
+            prompt_tokens=self.prompt_tokens + later.prompt_tokens,
+            completion_tokens=self.completion_tokens + later.completion_tokens,
+            cached_tokens=self.cached_tokens + later.cached_tokens,
+            cost=self.cost + later.cost,
+            feedback_by_route={
+                route: (
+                    self.feedback_by_route.get(route, (0, 0))[0]
+                    + later.feedback_by_route.get(route, (0, 0))[0],
+                    self.feedback_by_route.get(route, (0, 0))[1]
+                    + later.feedback_by_route.get(route, (0, 0))[1],
+                )
+                for route in {**self.feedback_by_route, **later.feedback_by_route}
+            },
+            sleep_done=self.sleep_done + later.sleep_done,
+            sleep_failed=self.sleep_failed + later.sleep_failed,
+            sleep_tokens=self.sleep_tokens + later.sleep_tokens,
+        )
+
     @property
     def errors(self) -> int:
         """Every response that was not an answer: 4xx (499: the client left) and 5xx."""
@@ -208,6 +233,10 @@ class Aggregates:
     @property
     def accuracy(self) -> float | None:
         return self.feedback_correct / self.feedback if self.feedback else None
+
+
+def _added(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
+    return {key: a.get(key, 0) + b.get(key, 0) for key in {**a, **b}}
 
 
 class StoreReader(Protocol):

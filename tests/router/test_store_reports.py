@@ -119,3 +119,24 @@ def _sleep_jobs(store: SqliteStore) -> None:
     assert first is not None and second is not None
     store.finish_job(first, LEARNED)
     store.fail_job(second, "upstream down")
+
+
+def test_adjacent_windows_add_up_to_their_span(store: SqliteStore) -> None:
+    """The proxy's MLflow total is a running sum of windows: it must equal the span's own
+    aggregates in everything that adds up."""
+    store.add_records(TRAFFIC[:2])
+    store.add_feedback("t-a", "r1", True)
+    first = store.mark()
+    store.add_records(TRAFFIC[2:])
+    store.add_feedback("t-a", "r2", False)
+    store.add_feedback("t-b", "r4", True)
+    _sleep_jobs(store)
+    second = store.mark(at=time.time() + 1.0)
+    summed = store.aggregates(EARLY, first).plus(store.aggregates(first, second))
+    whole = store.aggregates(EARLY, second)
+    assert summed.by_route == whole.by_route and summed.by_status == whole.by_status
+    assert summed.feedback_by_route == whole.feedback_by_route
+    for name in ("requests", "prompt_tokens", "completion_tokens", "cached_tokens", "cost"):
+        assert getattr(summed, name) == getattr(whole, name), name
+    assert (summed.sleep_done, summed.sleep_failed, summed.sleep_tokens) == (1, 1, 40)
+    assert (summed.tenants, summed.latency_p50_ms) == (0, None)  # not additive: left out

@@ -193,7 +193,7 @@ def test_mlflow_gets_one_run_with_windows_and_no_secrets(tmp_path: Path, db: Pat
     assert [(m.step, m.value) for m in history] == [(0, 0.0), (1, 2.0)]
     assert run.data.metrics["total/prompt_tokens"] == 11.0
     assert run.data.metrics["total/accuracy"] == 0.0
-    assert run.data.metrics["total/tenants"] == 1.0
+    assert run.data.metrics["window/tenants"] == 1.0 and "total/tenants" not in run.data.metrics
     logged = repr((run.data.params, sorted(run.data.metrics), run.data.tags, run.info.run_name))
     for secret in (TENANT, UPSTREAM_KEY, "pw-in-url", "query-secret"):
         assert secret not in logged
