@@ -84,6 +84,9 @@ class Learned(Policy):
     enriched_threshold_slope: float = 0.0  # threshold moves with (predictability - 0.5)
     enriched_rung: int = 0
     full_rung: int = 3
+    # Longer queries go to full reasoning: on Multi-Query GSM8K the final questions are
+    # long, and only full reasoning answers them; short sub-questions do as well on c'.
+    enriched_max_words: float = 1e9
 
     def sleep(self, context: ContextFeatures) -> SleepDecision:
         if context.predictability * context.expected_queries < self.sleep_min_value:
@@ -97,7 +100,8 @@ class Learned(Policy):
         if query.cached_confidence >= self.cached_threshold:
             return QueryDecision("cached", 0)
         shift = self.enriched_threshold_slope * (context.predictability - 0.5)
-        if query.enriched_confidence >= min(max(self.enriched_threshold - shift, 0.0), 1.0):
+        short = query.words < self.enriched_max_words
+        if short and query.enriched_confidence >= min(max(self.enriched_threshold - shift, 0), 1):
             return QueryDecision("enriched", self.enriched_rung)
         return QueryDecision("full", self.full_rung)
 

@@ -27,6 +27,7 @@ class QueryFeatures:
     cached_confidence: float = 0.0  # P(the nearest anticipated answer is right)
     enriched_confidence: float = 0.0  # P(the cheapest rung on c' answers right)
     has_learned_context: bool = False
+    words: float = 0.0  # the query's length in words
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ class PolicyRouter:
                 scores.get("cached", 0.0),
                 scores.get("enriched", 0.0),
                 worth_it,
+                float(len(query.split())),
             ),
         )
         shown = {"similarity": round(features["similarity"], 3)} | {

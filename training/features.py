@@ -50,6 +50,7 @@ class QueryFeatureRow:
     truncated_passes: int
     context_words: int
     context_numbers: int
+    query_words: int = 0  # short queries are the one-step ones a cheap route gets right
 
 
 def anticipated_for(passes: list[dict], k: int) -> tuple[Anticipated, ...]:
@@ -95,6 +96,7 @@ def _context_rows(
                 cached_agreement=best.agreement if best else 0.0,
                 cached_correct=bool(best and answers_match(best.answer, query["answer"])),
                 **shared,
+                query_words=len(query["question"].split()),
             )
         )
     return rows

@@ -41,6 +41,7 @@ class ReplayTable:
     sleep_prompt: np.ndarray  # (C, K)
     predictability: np.ndarray  # (C,) context-level estimate
     queries_per_context: np.ndarray  # (C,)
+    query_words: np.ndarray  # (Q,) 0 where the features do not say
 
     @property
     def rungs(self) -> int:
@@ -61,6 +62,7 @@ class ReplayTable:
             "cached_correct",
             "cached_confidence",
             "enriched_confidence",
+            "query_words",
         )
         per_context = (
             "contexts",
@@ -113,9 +115,11 @@ def build_table(
         sleep_prompt[ci[o.context_id], k] = o.sleep_prompt_tokens
         per_context_queries[ci[o.context_id]] = o.queries_in_context
     cached = np.zeros((len(query_ids), len(budgets)))
+    words = np.zeros(len(query_ids))
     for f in features:
         if f.query_id in qi and f.sleep_passes in ki:
             cached[qi[f.query_id], ki[f.sleep_passes]] = f.cached_correct
+            words[qi[f.query_id]] = f.query_words
     return ReplayTable(
         query_ids=query_ids,
         context_index=context_index,
@@ -129,6 +133,7 @@ def build_table(
         sleep_prompt=sleep_prompt,
         predictability=np.array([(predictability or {}).get(c, 0.5) for c in contexts]),
         queries_per_context=per_context_queries,
+        query_words=words,
     )
 
 
@@ -183,6 +188,7 @@ def decisions(policy: Policy, table: ReplayTable) -> tuple[np.ndarray, np.ndarra
                 float(table.cached_confidence[i, k[i]]),
                 float(table.enriched_confidence[i, k[i]]),
                 bool(has[i]),
+                float(table.query_words[i]),
             ),
         )
         route[i], rung[i] = ROUTE_CODES[decision.route], decision.rung

@@ -22,10 +22,15 @@ from policies import Learned, Policy
 
 NEVER = 20.0  # the top of sleep_min_value's range: sleep only where p x queries >= 20
 ALWAYS = 0.0
+SEARCH_SPACE_VERSION = 2  # bump when `suggest` changes: a resumed study must not mix spaces
+WORD_LIMITS = [6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 20.0, 25.0, 30.0, Learned.enriched_max_words]
 
 
 def baseline_params(
-    rungs_full: Sequence[int], rungs_enriched: Sequence[int], budgets: Sequence[int]
+    rungs_full: Sequence[int],
+    rungs_enriched: Sequence[int],
+    budgets: Sequence[int],
+    word_limits: Sequence[float] = (Learned.enriched_max_words,),
 ) -> list[dict[str, Any]]:
     """Test-time only at each rung and always-sleep at each (k, rung), as Learned params."""
     base = asdict(
@@ -36,6 +41,8 @@ def baseline_params(
             full_rung=rungs_full[-1],
         )
     )
+    if len(word_limits) == 1:  # not searched: not a param of the trials
+        del base["enriched_max_words"]
     out = [base | {"sleep_min_value": NEVER, "full_rung": r} for r in rungs_full]
     out += [
         base
@@ -55,8 +62,18 @@ def baseline_params(
 
 
 def suggest(
-    trial: Any, rungs_full: Sequence[int], rungs_enriched: Sequence[int], budgets: Sequence[int]
+    trial: Any,
+    rungs_full: Sequence[int],
+    rungs_enriched: Sequence[int],
+    budgets: Sequence[int],
+    word_limits: Sequence[float] = (Learned.enriched_max_words,),
 ) -> Learned:
+    """A dimension with one choice is not searched (a table without query lengths)."""
+    words = (
+        trial.suggest_categorical("enriched_max_words", list(word_limits))
+        if len(word_limits) > 1
+        else word_limits[0]
+    )
     return Learned(
         sleep_min_value=trial.suggest_float("sleep_min_value", 0.0, NEVER),
         passes_low=trial.suggest_categorical("passes_low", list(budgets)),
@@ -67,6 +84,7 @@ def suggest(
         enriched_threshold_slope=trial.suggest_float("enriched_threshold_slope", -1.0, 1.0),
         enriched_rung=trial.suggest_categorical("enriched_rung", list(rungs_enriched)),
         full_rung=trial.suggest_categorical("full_rung", list(rungs_full)),
+        enriched_max_words=words,
     )
 
 
@@ -136,4 +154,4 @@ def open_storage(where: str) -> Any:
 
 
 def policy_of(trial: Any) -> Learned:
-    return Learned(**trial.params)
+    return Learned(**trial.params)  # an unsearched dimension keeps its default

@@ -19,12 +19,18 @@ from typing import Any
 
 import numpy as np
 
-from policies import Policy, Prices, builtin_baselines, save
+from policies import Learned, Policy, Prices, builtin_baselines, save
 from router.predictability import save_models
 from router.settings import load_settings
 from training.policy_data import fit_estimators, load_replay_table, load_rows, split_masks
 from training.replay import ReplayTable, evaluate
-from training.study import baseline_params, policy_of, run_study
+from training.study import (
+    SEARCH_SPACE_VERSION,
+    WORD_LIMITS,
+    baseline_params,
+    policy_of,
+    run_study,
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -104,14 +110,17 @@ def _save_estimators(args: argparse.Namespace) -> Path:
     return save_models(path, fit_estimators(rows), {"low_rung": low_rung, "model": "logistic"})
 
 
-def _space(table: ReplayTable) -> tuple[list[int], list[int], list[int]]:
+def _space(table: ReplayTable) -> tuple[list[int], list[int], list[int], list[float]]:
     full = [r for r in range(table.rungs) if not np.isnan(table.correct[:, 0, r]).all()]
     enriched = [
         r
         for r in range(table.rungs)
         if len(table.budgets) > 1 and not np.isnan(table.correct[:, 1:, r]).all()
     ]
-    return full, enriched or [0], [int(k) for k in table.budgets[1:]] or [1]
+    # Searched only where query lengths differ: otherwise no limit can tell queries apart.
+    varied = np.ptp(table.query_words) > 0
+    words = WORD_LIMITS if varied else [Learned.enriched_max_words]
+    return full, enriched or [0], [int(k) for k in table.budgets[1:]] or [1], words
 
 
 def _objective(policy: Policy, table: ReplayTable, prices: Prices) -> tuple[float, float]:
@@ -120,8 +129,10 @@ def _objective(policy: Policy, table: ReplayTable, prices: Prices) -> tuple[floa
 
 
 def _study_name(args: argparse.Namespace) -> str:
+    """A study resumes only the same search: its space's version is part of the name."""
     mode = f"min-acc-{args.min_accuracy}" if args.min_accuracy is not None else "pareto"
-    return f"{'+'.join(p.name for p in args.outcomes)}-{mode}-seed{args.seed}"
+    inputs = "+".join(p.name for p in args.outcomes)
+    return f"{inputs}-{mode}-seed{args.seed}-space{SEARCH_SPACE_VERSION}"
 
 
 def _ensure_parent(path: Path) -> Path:
@@ -156,7 +167,7 @@ def _best_test_only(table: ReplayTable, prices: Prices) -> Any:
 
 def _summary(chosen: Policy, test: ReplayTable, prices: Prices, space: tuple) -> dict[str, Any]:
     result = evaluate(chosen, test, prices)
-    full, enriched, budgets = space
+    full, enriched, budgets, _ = space
     baselines = [
         p
         for p in builtin_baselines(range(test.rungs), tuple(budgets))

@@ -16,6 +16,7 @@ from policies import (
     Learned,
     Policy,
     PolicyError,
+    QueryDecision,
     QueryFeatures,
     TestTimeOnly,
     Threshold,
@@ -96,6 +97,16 @@ def test_learned_sleeps_only_where_it_pays_and_scales_k() -> None:
     assert policy.sleep(ContextFeatures(0.5, 1.0)).passes == 0  # 0.5 expected served queries
     assert policy.sleep(ContextFeatures(0.5, 4.0)).passes == 1
     assert policy.sleep(ContextFeatures(0.9, 4.0)).passes == 4
+
+
+def test_learned_sends_long_queries_to_full_reasoning() -> None:
+    policy = Learned(enriched_threshold=0.0, enriched_max_words=10, enriched_rung=1, full_rung=3)
+    context = ContextFeatures(0.5, 4.0)
+    short = QueryFeatures(enriched_confidence=0.2, has_learned_context=True, words=6)
+    long = QueryFeatures(enriched_confidence=0.2, has_learned_context=True, words=18)
+    assert policy.route(context, short) == QueryDecision("enriched", 1)
+    assert policy.route(context, long) == QueryDecision("full", 3)
+    assert Learned(enriched_threshold=0.0).route(context, long).route == "enriched"  # no limit
 
 
 def test_policies_package_imports_nothing_of_ours_or_any_sdk() -> None:

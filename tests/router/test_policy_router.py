@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from policies import Threshold
@@ -124,3 +126,11 @@ def test_the_sleep_rule_weighs_the_registered_expected_queries() -> None:
     assert router.decide("t", context(ANTICIPATED, seen=1), first).route == "full"
     assert router.decide("t", context(ANTICIPATED, seen=1, expected=20), first).route == "enriched"
     assert router.decide("t", context(ANTICIPATED, seen=12), first).route == "enriched"
+
+
+def test_the_query_length_reaches_the_policy() -> None:
+    policy = Learned(sleep_min_value=0.0, cached_threshold=2.0, enriched_threshold=0.0)
+    limited = PolicyRouter(replace(policy, enriched_max_words=4), ROUTER.models, encode)
+    assert limited.decide("t", context(ANTICIPATED), "How many miles?").route == "enriched"
+    long = "How many miles did the trains run before breakfast?"
+    assert limited.decide("t", context(ANTICIPATED), long).route == "full"

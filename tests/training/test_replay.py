@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from policies import AlwaysSleep, Prices, TestTimeOnly, Threshold
+from policies import AlwaysSleep, Learned, Prices, TestTimeOnly, Threshold
 from training.features import QueryFeatureRow
 from training.outcomes import Outcome
 from training.replay import build_table, evaluate
@@ -13,8 +13,8 @@ def outcome(ctx: str, q: str, k: int, rung: int, correct: bool, tokens: int,
                    0.5, 0, sleep, 0.0)  # fmt: skip
 
 
-def feature(q: str, k: int, right: bool) -> QueryFeatureRow:
-    return QueryFeatureRow("c", q, k, 0.9, 0.1, "1", 1, 1.0, right, 1, 1.0, 1.0, 0, 10, 2)
+def feature(q: str, k: int, right: bool, words: int = 0) -> QueryFeatureRow:
+    return QueryFeatureRow("c", q, k, 0.9, 0.1, "1", 1, 1.0, right, 1, 1.0, 1.0, 0, 10, 2, words)
 
 
 @pytest.fixture
@@ -73,3 +73,15 @@ def test_subset_keeps_whole_contexts(table) -> None:
     only_b = table.subset(np.array([False, True]))
     assert list(only_b.contexts) == ["b"] and len(only_b.query_ids) == 2
     assert evaluate(AlwaysSleep(1, 0), only_b).accuracy == 0.0
+
+
+def test_the_word_limit_sends_long_queries_to_the_full_route() -> None:
+    rows = []
+    for qid in ("a/q0", "a/q1"):
+        rows += [outcome("a", qid, 0, 1, True, 300), outcome("a", qid, 1, 0, False, 4, sleep=20)]
+    features = [feature("a/q0", 1, False, words=5), feature("a/q1", 1, False, words=20)]
+    table = build_table(rows, features, enriched_confidence={("a/q0", 1): 0.6, ("a/q1", 1): 0.6})
+    policy = Learned(sleep_min_value=0.0, enriched_threshold=0.5, enriched_rung=0, full_rung=1)
+    limited = evaluate(Learned(**{**policy.params(), "enriched_max_words": 10}), table)
+    assert evaluate(policy, table).enriched_share == 1.0
+    assert (limited.enriched_share, limited.accuracy) == (0.5, 0.5)  # a/q1 (20 words) is full
