@@ -68,12 +68,8 @@ def suggest(
     budgets: Sequence[int],
     word_limits: Sequence[float] = (Learned.enriched_max_words,),
 ) -> Learned:
-    """A dimension with one choice is not searched (a table without query lengths)."""
-    words = (
-        trial.suggest_categorical("enriched_max_words", list(word_limits))
-        if len(word_limits) > 1
-        else word_limits[0]
-    )
+    """A dimension with one choice is not searched (a table without query lengths). The
+    order of the calls is part of a seeded study: a new parameter goes last."""
     return Learned(
         sleep_min_value=trial.suggest_float("sleep_min_value", 0.0, NEVER),
         passes_low=trial.suggest_categorical("passes_low", list(budgets)),
@@ -84,8 +80,14 @@ def suggest(
         enriched_threshold_slope=trial.suggest_float("enriched_threshold_slope", -1.0, 1.0),
         enriched_rung=trial.suggest_categorical("enriched_rung", list(rungs_enriched)),
         full_rung=trial.suggest_categorical("full_rung", list(rungs_full)),
-        enriched_max_words=words,
+        enriched_max_words=_words(trial, word_limits),
     )
+
+
+def _words(trial: Any, word_limits: Sequence[float]) -> float:
+    if len(word_limits) == 1:
+        return word_limits[0]
+    return float(trial.suggest_categorical("enriched_max_words", list(word_limits)))
 
 
 def run_study(
