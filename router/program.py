@@ -1,11 +1,11 @@
 """Run the arithmetic a model writes at sleep time, without running the model's code.
 
 A small model sets up a word problem better than it multiplies: asked for a
-program, Qwen2.5-Coder-1.5B named a value that equals the gold answer for 27
-of 54 Multi-Query GSM8K queries (12 contexts), against 10 of them among its own
-"A:" lines. So the `program` sleep prompt asks for one assignment per line, each
-with a comment that asks the question its variable answers, and this module
-computes the values.
+program, Qwen2.5-Coder-1.5B wrote a step whose value equals the gold answer for
+80 of 198 Multi-Query GSM8K queries (50 contexts), against 38 among its own "A:"
+lines with the `solve` prompt. So the `program` sleep prompt asks for one
+assignment per line, each with a comment that asks the question its variable
+answers, and this module computes the values.
 
 Nothing is executed: each right-hand side is parsed with `ast` and evaluated by
 a whitelist of number literals, earlier names, + - * / // % ** (small
