@@ -55,7 +55,12 @@ class PolicyRouter:
 
     def decide(self, tenant: str, context: ContextRecord | None, query: str) -> RouteDecision:
         if context is None or not context.has_learned or not context.anticipated:
-            return RouteDecision("full", reason="no learned context yet")
+            # Still the policy's full rung: a client that leaves the budget to sleeptime
+            # sends the bare question, which must not go out unbudgeted.
+            unlearned = QueryFeatures(words=float(len(query.split())))
+            known = ContextFeatures(0.5, expected_queries(context) if context else 1.0)
+            full = self.policy.route(known, unlearned)
+            return RouteDecision("full", rung=rung(full.rung).name, reason="no learned context yet")
         features, nearest = self.features(context, query, tenant)
         scores = {
             name: float(m.predict_proba(matrix([features], m.features))[0, 1])

@@ -93,10 +93,11 @@ def test_far_query_goes_to_the_learned_context_at_the_policy_rung() -> None:
     assert decision.answer is None
 
 
-def test_nothing_learned_means_full() -> None:
-    assert ROUTER.decide("t", None, "q").route == "full"
-    assert ROUTER.decide("t", context(ANTICIPATED, status="queued"), "q").route == "full"
-    assert ROUTER.decide("t", context([]), "q").route == "full"
+def test_nothing_learned_means_full_at_the_policys_rung() -> None:
+    """The client left the budget to sleeptime: full still gets the policy's instruction."""
+    for unlearned in (None, context(ANTICIPATED, status="queued"), context([])):
+        decision = ROUTER.decide("t", unlearned, "q")
+        assert (decision.route, decision.rung) == ("full", "steps")
 
 
 def test_a_context_the_policy_would_not_sleep_on_goes_full() -> None:
