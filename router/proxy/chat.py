@@ -176,17 +176,16 @@ class _RelayResponse(StreamingResponse):
     record are settled the same way however the stream ends."""
 
     def __init__(self, exchange: Exchange, upstream: UpstreamStream, strip_usage: bool) -> None:
-        relay = StreamRelay(upstream, strip_usage=strip_usage, before_done=self._settle)
+        relay = StreamRelay(
+            upstream,
+            strip_usage=strip_usage,
+            before_done=lambda status, code, usage: exchange.finish(status, code, usage=usage),
+        )
         self._events = relay.events()
         super().__init__(self._events, headers=exchange.headers(), media_type="text/event-stream")
         self._exchange = exchange
         self._relay = relay
-        self._settled = False
         self.on_close: Callable[[], None] = lambda: None
-
-    def _settle(self, status: int, error_code: str | None, usage: Any) -> None:
-        self._settled = True
-        self._exchange.finish(status, error_code, usage=usage)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -197,7 +196,7 @@ class _RelayResponse(StreamingResponse):
                 await self._relay.aclose()
             self._exchange.state.end()
             self.on_close()
-            if not self._settled:  # the client left before [DONE]
+            if not self._relay.settled:  # the client left before [DONE]
                 self._exchange.finish(*self._relay.outcome(), usage=self._relay.usage)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from router.proxy.parsing import COUNTS, NUMBERS, ROLES
+from router.proxy.parsing import COUNTS, MAX_EXPECTED_QUERIES, NUMBERS, ROLES
 
 _JSON = "application/json"
 
@@ -63,7 +63,11 @@ CONTEXT_REQUEST: dict[str, Any] = {
         "id": {"type": "string"},
         "context": {"type": "string"},
         "messages": {"type": "array", "items": _MESSAGE},
-        "expected_queries": {"type": "number", "exclusiveMinimum": 0, "maximum": 1e9},
+        "expected_queries": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": MAX_EXPECTED_QUERIES,
+        },
     },
 }
 FEEDBACK_REQUEST: dict[str, Any] = {

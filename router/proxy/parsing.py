@@ -27,6 +27,7 @@ NUMBERS = {
     "frequency_penalty": (-2.0, 2.0),
 }
 MAX_OUTPUT_TOKENS = 1 << 20  # no model answers this much; more is a bug in the client
+MAX_EXPECTED_QUERIES = 1e9  # a registration's `expected_queries`, above 0
 COUNTS = {
     "max_tokens": (1, MAX_OUTPUT_TOKENS),
     "max_completion_tokens": (1, MAX_OUTPUT_TOKENS),

@@ -48,6 +48,7 @@ class StreamRelay:
         self.upstream = upstream
         self.strip_usage = strip_usage
         self.before_done = before_done
+        self.settled = False  # before_done ran
         self.usage: dict[str, Any] | None = None
         self.error: ApiError | None = None
         self.finished = False  # a finish_reason went by
@@ -79,10 +80,10 @@ class StreamRelay:
         return (200, None) if self.complete else (499, "client_closed")
 
     def _settle(self) -> None:
-        if self.before_done is not None:
-            settle, self.before_done = self.before_done, None
+        if self.before_done is not None and not self.settled:
+            self.settled = True
             status, code = (self.error.status, self.error.code) if self.error else (200, None)
-            settle(status, code, self.usage)
+            self.before_done(status, code, self.usage)
 
     async def aclose(self) -> None:
         await self.upstream.aclose()

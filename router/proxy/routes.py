@@ -17,14 +17,11 @@ from fastapi.responses import Response
 from router.errors import UpstreamError
 from router.proxy.contexts import check_id, context_hash, context_text
 from router.proxy.errors import ApiError, bad_request, from_upstream
-from router.proxy.parsing import check_message, load_object, read_body
+from router.proxy.parsing import MAX_EXPECTED_QUERIES, check_message, load_object, read_body
 from router.proxy.state import ProxyState
 from router.store.base import ContextRecord
 
 SMALL_BODY = 64 * 1024
-
-
-MAX_EXPECTED_QUERIES = 1e9  # also in openapi.CONTEXT_REQUEST
 
 
 def _json(data: Any, status: int = 200) -> Response:

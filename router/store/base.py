@@ -199,15 +199,7 @@ class Aggregates:
             completion_tokens=self.completion_tokens + later.completion_tokens,
             cached_tokens=self.cached_tokens + later.cached_tokens,
             cost=self.cost + later.cost,
-            feedback_by_route={
-                route: (
-                    self.feedback_by_route.get(route, (0, 0))[0]
-                    + later.feedback_by_route.get(route, (0, 0))[0],
-                    self.feedback_by_route.get(route, (0, 0))[1]
-                    + later.feedback_by_route.get(route, (0, 0))[1],
-                )
-                for route in {**self.feedback_by_route, **later.feedback_by_route}
-            },
+            feedback_by_route=_added_pairs(self.feedback_by_route, later.feedback_by_route),
             sleep_done=self.sleep_done + later.sleep_done,
             sleep_failed=self.sleep_failed + later.sleep_failed,
             sleep_tokens=self.sleep_tokens + later.sleep_tokens,
@@ -237,6 +229,16 @@ class Aggregates:
 
 def _added(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
     return {key: a.get(key, 0) + b.get(key, 0) for key in {**a, **b}}
+
+
+def _added_pairs(
+    a: Mapping[str, tuple[int, int]], b: Mapping[str, tuple[int, int]]
+) -> dict[str, tuple[int, int]]:
+    zero = (0, 0)
+    return {
+        key: (a.get(key, zero)[0] + b.get(key, zero)[0], a.get(key, zero)[1] + b.get(key, zero)[1])
+        for key in {**a, **b}
+    }
 
 
 class StoreReader(Protocol):
