@@ -10,6 +10,7 @@ from policies.types import (
     QueryFeatures,
     Route,
     SleepDecision,
+    query_words,
 )
 
 __all__ = [
@@ -30,5 +31,6 @@ __all__ = [
     "builtin_baselines",
     "from_dict",
     "load",
+    "query_words",
     "save",
 ]

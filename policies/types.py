@@ -30,6 +30,11 @@ class QueryFeatures:
     words: float = 0.0  # the query's length in words
 
 
+def query_words(query: str) -> int:
+    """QueryFeatures.words: one definition for the tables training reads and the proxy."""
+    return len(query.split())
+
+
 @dataclass(frozen=True)
 class Prices:
     """Relative token prices: a sleep-time completion token costs 1."""

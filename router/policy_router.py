@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from policies import ContextFeatures, Policy, QueryFeatures, load
+from policies import ContextFeatures, Policy, QueryFeatures, load, query_words
 from router.ladder import rung
 from router.predictability import CalibratedModel, load_models, matrix
 from router.proxy.routing import RouteDecision
@@ -57,7 +57,7 @@ class PolicyRouter:
         if context is None or not context.has_learned or not context.anticipated:
             # Still the policy's full rung: a client that leaves the budget to sleeptime
             # sends the bare question, which must not go out unbudgeted.
-            unlearned = QueryFeatures(words=float(len(query.split())))
+            unlearned = QueryFeatures(words=query_words(query))
             known = ContextFeatures(0.5, expected_queries(context) if context else 1.0)
             full = self.policy.route(known, unlearned)
             return RouteDecision("full", rung=rung(full.rung).name, reason="no learned context yet")
@@ -78,7 +78,7 @@ class PolicyRouter:
                 scores.get("cached", 0.0),
                 scores.get("enriched", 0.0),
                 worth_it,
-                float(len(query.split())),
+                query_words(query),
             ),
         )
         shown = {"similarity": round(features["similarity"], 3)} | {

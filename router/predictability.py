@@ -146,6 +146,12 @@ def matrix(rows: Sequence[Any], features: Sequence[str]) -> np.ndarray:
     )
 
 
+def estimators_for(policy: Path) -> Path:
+    """Where `sleeptime train` saves the estimators a policy was tuned on: beside it, so
+    `serve` and `bench replay` find them by default."""
+    return policy.with_name(policy.stem + ".estimators.pkl")
+
+
 def save_models(path: Path, models: dict[str, CalibratedModel], meta: dict[str, Any]) -> Path:
     import sklearn
 

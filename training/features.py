@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from policies import query_words
 from router.answers import answers_match
 from router.sleep import Anticipated, vote
 from training.outcomes import (
@@ -96,7 +97,7 @@ def _context_rows(
                 cached_agreement=best.agreement if best else 0.0,
                 cached_correct=bool(best and answers_match(best.answer, query["answer"])),
                 **shared,
-                query_words=len(query["question"].split()),
+                query_words=query_words(query["question"]),
             )
         )
     return rows

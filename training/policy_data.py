@@ -26,12 +26,27 @@ def load_rows(folders: list[Path]) -> tuple[list[Outcome], list[Any], list[dict[
     for folder in folders:
         outcomes += read_outcomes(folder / OUTCOMES)
         features += load_features(folder)
-    low_rung = min((o.rung for o in outcomes if o.sleep_passes > 0), default=0)
-    return outcomes, features, labelled_rows(outcomes, features, low_rung)
+    return outcomes, features, labelled_rows(outcomes, features, low_rung(outcomes))
+
+
+def low_rung(outcomes: list[Outcome]) -> int:
+    """The cheapest rung run on c': the "enriched" estimator's label."""
+    return min((o.rung for o in outcomes if o.sleep_passes > 0), default=0)
 
 
 def load_replay_table(folders: list[Path], *, folds: int = 5, seed: int = 0) -> ReplayTable:
-    outcomes, features, rows = load_rows(folders)
+    return replay_table(*load_rows(folders), folds=folds, seed=seed)
+
+
+def replay_table(
+    outcomes: list[Outcome],
+    features: list[Any],
+    rows: list[dict[str, Any]],
+    *,
+    folds: int = 5,
+    seed: int = 0,
+) -> ReplayTable:
+    """From what `load_rows` read, so a caller that needs the rows too reads them once."""
     cached, enriched, context = out_of_fold_scores(rows, folds=folds, seed=seed)
     return build_table(
         outcomes,

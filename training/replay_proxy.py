@@ -239,7 +239,7 @@ def run_arm(
 def _policy_router(args: argparse.Namespace) -> Any:
     from router.embeddings import default_embedder
     from router.policy_router import PolicyRouter
-    from training.serve_cmd import estimators_for
+    from router.predictability import estimators_for
 
     estimators = args.estimators or estimators_for(args.policy)
     return PolicyRouter.from_files(args.policy, estimators, default_embedder().encode)

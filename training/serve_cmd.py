@@ -160,15 +160,11 @@ def _policy_router(args: argparse.Namespace) -> Any:
     Imported here: sklearn and torch cost seconds at start-up to a proxy that uses no policy."""
     from router.embeddings import default_embedder
     from router.policy_router import PolicyRouter
+    from router.predictability import estimators_for
 
     return PolicyRouter.from_files(
         args.policy, args.estimators or estimators_for(args.policy), default_embedder().encode
     )
-
-
-def estimators_for(policy: Path) -> Path:
-    """The estimators `sleeptime train` saved beside the policy, the ones it was tuned on."""
-    return policy.with_name(policy.stem + ".estimators.pkl")
 
 
 if __name__ == "__main__":

@@ -20,9 +20,16 @@ from typing import Any
 import numpy as np
 
 from policies import Learned, Policy, Prices, builtin_baselines, save
-from router.predictability import save_models
+from router.predictability import estimators_for, save_models
 from router.settings import load_settings
-from training.policy_data import fit_estimators, load_replay_table, load_rows, split_masks
+from training.outcomes import Outcome
+from training.policy_data import (
+    fit_estimators,
+    load_rows,
+    low_rung,
+    replay_table,
+    split_masks,
+)
 from training.replay import ReplayTable, evaluate
 from training.study import (
     SEARCH_SPACE_VERSION,
@@ -63,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = load_settings(args.config)
     prices = Prices(test_ratio=args.t if args.t is not None else settings.test_token_price_ratio)
-    table = load_replay_table(args.outcomes, seed=args.seed)
+    outcomes, features, rows = load_rows(args.outcomes)
+    table = replay_table(outcomes, features, rows, seed=args.seed)
     train, val, test = (
         table.subset(m) for m in split_masks(table.contexts, (0.6, 0.2, 0.2), args.seed)
     )
@@ -90,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         "replayed_queries": len(train.query_ids),
         "t": prices.test_ratio,
         "policy_file": str(save(chosen, _ensure_parent(args.out))),
-        "estimators_file": str(_save_estimators(args)),
+        "estimators_file": str(_save_estimators(args.out, outcomes, rows)),
         "policy": chosen.to_dict(),
         "study": study.study_name,
     }
@@ -102,12 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _save_estimators(args: argparse.Namespace) -> Path:
+def _save_estimators(policy: Path, outcomes: list[Outcome], rows: list[dict[str, Any]]) -> Path:
     """Beside the policy: serve the two together (`serve --policy P --estimators E`)."""
-    outcomes, _, rows = load_rows(args.outcomes)
-    low_rung = min((o.rung for o in outcomes if o.sleep_passes > 0), default=0)
-    path = args.out.with_name(args.out.stem + ".estimators.pkl")
-    return save_models(path, fit_estimators(rows), {"low_rung": low_rung, "model": "logistic"})
+    meta = {"low_rung": low_rung(outcomes), "model": "logistic"}
+    return save_models(estimators_for(policy), fit_estimators(rows), meta)
 
 
 def _space(table: ReplayTable) -> tuple[list[int], list[int], list[int], list[float]]:
