@@ -87,6 +87,9 @@ class Learned(Policy):
     # Longer queries go to full reasoning: on Multi-Query GSM8K the final questions are
     # long, and only full reasoning answers them; short sub-questions do as well on c'.
     enriched_max_words: float = 1e9
+    # Below 0: the enriched answer is served as it is. Otherwise it is served only when a
+    # second answer on c' at this rung agrees with it, and the query goes full when not.
+    check_rung: int = -1
 
     def sleep(self, context: ContextFeatures) -> SleepDecision:
         if context.predictability * context.expected_queries < self.sleep_min_value:
@@ -102,7 +105,9 @@ class Learned(Policy):
         shift = self.enriched_threshold_slope * (context.predictability - 0.5)
         short = query.words < self.enriched_max_words
         if short and query.enriched_confidence >= min(max(self.enriched_threshold - shift, 0), 1):
-            return QueryDecision("enriched", self.enriched_rung)
+            if self.check_rung < 0:
+                return QueryDecision("enriched", self.enriched_rung)
+            return QueryDecision("enriched", self.enriched_rung, self.check_rung, self.full_rung)
         return QueryDecision("full", self.full_rung)
 
 

@@ -91,11 +91,14 @@ class PolicyRouter:
                 scores=shown,
                 reason=f"anticipated: {nearest['question'][:80]}",
             )
+        checked = decision.check_rung is not None
         return RouteDecision(
             decision.route,
             rung=rung(decision.rung).name,
             scores=shown,
             reason=f"policy {self.policy.name}",
+            check_rung=rung(decision.check_rung).name if checked else None,
+            fallback_rung=rung(decision.fallback_rung).name if checked else None,
         )
 
     def features(

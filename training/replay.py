@@ -34,6 +34,7 @@ class ReplayTable:
     prompt: np.ndarray  # (Q, K, R)
     cached_prompt: np.ndarray  # (Q, K, R)
     latency: np.ndarray  # (Q, K, R) seconds
+    answers: np.ndarray  # (Q, K, R) the extracted final number; NaN: none or not run
     cached_correct: np.ndarray  # (Q, K) the nearest anticipated answer is right
     cached_confidence: np.ndarray  # (Q, K) estimator's P(cached right), 0 if none
     enriched_confidence: np.ndarray  # (Q, K) estimator's P(enriched right at low rung)
@@ -59,6 +60,7 @@ class ReplayTable:
             "prompt",
             "cached_prompt",
             "latency",
+            "answers",
             "cached_correct",
             "cached_confidence",
             "enriched_confidence",
@@ -96,7 +98,7 @@ def build_table(
     shape = (len(query_ids), len(budgets), rungs)
     arrays = {
         n: np.full(shape, np.nan)
-        for n in ("correct", "completion", "prompt", "cached_prompt", "latency")
+        for n in ("correct", "completion", "prompt", "cached_prompt", "latency", "answers")
     }
     context_index = np.zeros(len(query_ids), dtype=int)
     sleep = np.zeros((len(contexts), len(budgets)))
@@ -111,6 +113,7 @@ def build_table(
         arrays["prompt"][at] = o.test_prompt_tokens
         arrays["cached_prompt"][at] = o.test_cached_prompt_tokens
         arrays["latency"][at] = o.test_latency_s
+        arrays["answers"][at] = _number(o.predicted)
         sleep[ci[o.context_id], k] = o.sleep_completion_tokens
         sleep_prompt[ci[o.context_id], k] = o.sleep_prompt_tokens
         per_context_queries[ci[o.context_id]] = o.queries_in_context
@@ -137,6 +140,13 @@ def build_table(
     )
 
 
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return np.nan
+
+
 def _lookup(
     values: dict[tuple[str, int], float] | None, query_ids: np.ndarray, budgets: np.ndarray
 ) -> np.ndarray:
@@ -157,14 +167,25 @@ class ReplayResult:
     test_tokens: float  # mean test-time completion tokens per query
     sleep_tokens: float  # mean amortized sleep tokens per query
     cached_share: float
-    enriched_share: float
+    enriched_share: float  # answered on c' (a checked answer only where the check agreed)
+    escalated_share: float  # checked on c', disagreed, answered full
     cached_wrong_rate: float  # wrong answers among cached ones
     latency_s: float  # mean test-time latency per query (cached: 0)
     missing: int  # decisions that pointed at an action never collected
 
 
-def decisions(policy: Policy, table: ReplayTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(k index per query, route code per query, rung per query)."""
+@dataclass(frozen=True)
+class Decisions:
+    """A policy's decisions for every query of a table, as arrays."""
+
+    k: np.ndarray  # sleep budget index
+    route: np.ndarray  # ROUTE_CODES
+    rung: np.ndarray
+    check: np.ndarray  # the check rung of a checked enriched answer; -1: unchecked
+    fallback: np.ndarray  # the full rung a failed check falls back to
+
+
+def decisions(policy: Policy, table: ReplayTable) -> Decisions:
     passes = np.array(
         [
             policy.sleep(ContextFeatures(float(p), float(n))).passes
@@ -175,8 +196,7 @@ def decisions(policy: Policy, table: ReplayTable) -> tuple[np.ndarray, np.ndarra
     k = k_of_context[table.context_index]
     q = np.arange(len(table.query_ids))
     has = k > 0
-    route = np.empty(len(q), dtype=int)
-    rung = np.empty(len(q), dtype=int)
+    route, rung, check, fallback = (np.empty(len(q), dtype=int) for _ in range(4))
     for i in q:
         decision = policy.route(
             ContextFeatures(
@@ -192,7 +212,9 @@ def decisions(policy: Policy, table: ReplayTable) -> tuple[np.ndarray, np.ndarra
             ),
         )
         route[i], rung[i] = ROUTE_CODES[decision.route], decision.rung
-    return k, route, rung
+        check[i] = -1 if decision.check_rung is None else decision.check_rung
+        fallback[i] = decision.fallback_rung
+    return Decisions(k, route, rung, check, fallback)
 
 
 def _nearest_budget(budgets: np.ndarray, passes: int) -> int:
@@ -201,29 +223,42 @@ def _nearest_budget(budgets: np.ndarray, passes: int) -> int:
 
 
 def evaluate(policy: Policy, table: ReplayTable, prices: Prices = DEFAULT_PRICES) -> ReplayResult:
-    k, route, rung = decisions(policy, table)
-    return score(table, k, route, rung, prices)
+    return score(table, decisions(policy, table), prices)
 
 
-def score(
-    table: ReplayTable,
-    k: np.ndarray,
-    route: np.ndarray,
-    rung: np.ndarray,
-    prices: Prices = DEFAULT_PRICES,
-) -> ReplayResult:
-    q = np.arange(len(k))
-    rung = np.clip(rung, 0, table.rungs - 1)
-    k_used = np.where(route == ROUTE_CODES["full"], 0, k)
-    cached = route == ROUTE_CODES["cached"]
+def score(table: ReplayTable, d: Decisions, prices: Prices = DEFAULT_PRICES) -> ReplayResult:
+    q, k = np.arange(len(d.k)), d.k
+    top = table.rungs - 1
+    rung = np.clip(d.rung, 0, top)
+    cached = d.route == ROUTE_CODES["cached"]
+    k_used = np.where(d.route == ROUTE_CODES["full"], 0, k)
     pick = (q, k_used, rung)
     correct = np.where(cached, table.cached_correct[q, k], table.correct[pick])
+    completion = np.where(cached, 0.0, table.completion[pick])
+    prompt = np.where(cached, 0.0, table.prompt[pick])
+    hit = np.where(cached, 0.0, table.cached_prompt[pick])
+    latency = np.where(cached, 0.0, table.latency[pick])
+    # A checked enriched answer: both answers on c' are paid for (asked side by side); when
+    # they disagree, so is the full answer that replaces them.
+    checked = (d.route == ROUTE_CODES["enriched"]) & (d.check >= 0)
+    second = (q, k, np.clip(d.check, 0, top))
+    full = (q, np.zeros_like(k), np.clip(d.fallback, 0, top))
+    served, other = table.answers[pick], table.answers[second]
+    agree = np.isclose(served, other, rtol=1e-9, atol=1e-9)  # False where either is NaN
+    escalate = checked & ~agree
+    correct = np.where(escalate, table.correct[full], correct)
+    completion = completion + np.where(checked, table.completion[second], 0.0)
+    completion = completion + np.where(escalate, table.completion[full], 0.0)
+    prompt = prompt + np.where(checked, table.prompt[second], 0.0)
+    prompt = prompt + np.where(escalate, table.prompt[full], 0.0)
+    hit = hit + np.where(checked, table.cached_prompt[second], 0.0)
+    hit = hit + np.where(escalate, table.cached_prompt[full], 0.0)
+    latency = np.where(checked, np.maximum(latency, table.latency[second]), latency)
+    latency = latency + np.where(escalate, table.latency[full], 0.0)
     missing = int(np.isnan(correct).sum())
-    correct = np.nan_to_num(correct)
-    completion = np.where(cached, 0.0, np.nan_to_num(table.completion[pick]))
-    prompt = np.where(cached, 0.0, np.nan_to_num(table.prompt[pick]))
-    hit = np.where(cached, 0.0, np.nan_to_num(table.cached_prompt[pick]))
-    latency = np.where(cached, 0.0, np.nan_to_num(table.latency[pick]))
+    correct, completion, prompt, hit, latency = (
+        np.nan_to_num(a) for a in (correct, completion, prompt, hit, latency)
+    )
     context_k = np.zeros(len(table.contexts), dtype=int)
     context_k[table.context_index] = k
     sleep = table.sleep_tokens[np.arange(len(context_k)), context_k]
@@ -233,17 +268,18 @@ def score(
     amortized_prompt = (sleep_prompt / n)[table.context_index]
     t = prices.test_ratio
     cost = t * completion + amortized
-    full = t * (completion + prices.prompt * (prompt - hit) + prices.cached_prompt * hit)
-    full = full + amortized + prices.prompt * amortized_prompt
+    full_cost = t * (completion + prices.prompt * (prompt - hit) + prices.cached_prompt * hit)
+    full_cost = full_cost + amortized + prices.prompt * amortized_prompt
     n_cached = max(int(cached.sum()), 1)
     return ReplayResult(
         accuracy=float(correct.mean()),
         cost=float(cost.mean()),
-        full_cost=float(full.mean()),
+        full_cost=float(full_cost.mean()),
         test_tokens=float(completion.mean()),
         sleep_tokens=float(amortized.mean()),
         cached_share=float(cached.mean()),
-        enriched_share=float((route == ROUTE_CODES["enriched"]).mean()),
+        enriched_share=float(((d.route == ROUTE_CODES["enriched"]) & ~escalate).mean()),
+        escalated_share=float(escalate.mean()),
         cached_wrong_rate=float(((1 - correct) * cached).sum() / n_cached),
         latency_s=float(latency.mean()),
         missing=missing,

@@ -71,6 +71,7 @@ class Asked:
     prompt_tokens: int
     latency_s: float
     scores: str = ""  # the X-Sleeptime-Scores header: why the router chose the route
+    check: str = ""  # X-Sleeptime-Check: whether two cheap answers agreed
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,7 @@ def ask(
         prompt_tokens=0 if route == "cached" else (usage.prompt_tokens if usage else 0),
         latency_s=latency,
         scores=raw.headers.get("x-sleeptime-scores", ""),
+        check=raw.headers.get("x-sleeptime-check", ""),
     )
 
 

@@ -22,7 +22,7 @@ from policies import Learned, Policy
 
 NEVER = 20.0  # the top of sleep_min_value's range: sleep only where p x queries >= 20
 ALWAYS = 0.0
-SEARCH_SPACE_VERSION = 2  # bump when `suggest` changes: a resumed study must not mix spaces
+SEARCH_SPACE_VERSION = 3  # bump when `suggest` changes: a resumed study must not mix spaces
 WORD_LIMITS = [6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 20.0, 25.0, 30.0, Learned.enriched_max_words]
 
 
@@ -31,8 +31,10 @@ def baseline_params(
     rungs_enriched: Sequence[int],
     budgets: Sequence[int],
     word_limits: Sequence[float] = (Learned.enriched_max_words,),
+    checks: Sequence[int] = (Learned.check_rung,),
 ) -> list[dict[str, Any]]:
-    """Test-time only at each rung and always-sleep at each (k, rung), as Learned params."""
+    """Test-time only at each rung and always-sleep at each (k, rung), as Learned params;
+    where two rungs ran on c', also always-sleep with each answer checked by another rung."""
     base = asdict(
         Learned(
             passes_low=budgets[0],
@@ -43,6 +45,8 @@ def baseline_params(
     )
     if len(word_limits) == 1:  # not searched: not a param of the trials
         del base["enriched_max_words"]
+    if len(checks) == 1:
+        del base["check_rung"]
     out = [base | {"sleep_min_value": NEVER, "full_rung": r} for r in rungs_full]
     out += [
         base
@@ -58,7 +62,19 @@ def baseline_params(
         for k in budgets
         for r in rungs_enriched
     ]
+    out += [
+        seed | {"check_rung": check, "full_rung": rungs_full[-1]}
+        for seed in out[len(rungs_full) :]
+        for check in checks
+        if check not in (-1, seed["enriched_rung"])
+    ]
     return out
+
+
+def check_rungs(answered: Sequence[int]) -> list[int]:
+    """Learned.check_rung's choices: none, or a rung on c' whose answers the table kept
+    (searched only where two such rungs can check each other)."""
+    return [Learned.check_rung, *answered] if len(answered) > 1 else [Learned.check_rung]
 
 
 def suggest(
@@ -67,6 +83,7 @@ def suggest(
     rungs_enriched: Sequence[int],
     budgets: Sequence[int],
     word_limits: Sequence[float] = (Learned.enriched_max_words,),
+    checks: Sequence[int] = (Learned.check_rung,),
 ) -> Learned:
     """A dimension with one choice is not searched (a table without query lengths). The
     order of the calls is part of a seeded study: a new parameter goes last."""
@@ -81,6 +98,7 @@ def suggest(
         enriched_rung=trial.suggest_categorical("enriched_rung", list(rungs_enriched)),
         full_rung=trial.suggest_categorical("full_rung", list(rungs_full)),
         enriched_max_words=_words(trial, word_limits),
+        check_rung=_check(trial, checks),
     )
 
 
@@ -90,6 +108,12 @@ def _words(trial: Any, word_limits: Sequence[float]) -> float:
     return float(trial.suggest_categorical("enriched_max_words", list(word_limits)))
 
 
+def _check(trial: Any, checks: Sequence[int]) -> int:
+    if len(checks) == 1:
+        return checks[0]
+    return int(trial.suggest_categorical("check_rung", checks))
+
+
 def run_study(
     objective: Callable[[Policy], tuple[float, float]],
     *,
@@ -97,7 +121,7 @@ def run_study(
     name: str,
     trials: int,
     seeds: list[dict[str, Any]],
-    space: tuple[Sequence[int], Sequence[int], Sequence[int]],
+    space: tuple[Sequence[int], Sequence[int], Sequence[int], Sequence[float], Sequence[int]],
     min_accuracy: float | None = None,
     seed: int = 0,
     on_trial: Callable[[int, Policy, tuple[float, float]], None] | None = None,

@@ -35,6 +35,7 @@ from training.study import (
     SEARCH_SPACE_VERSION,
     WORD_LIMITS,
     baseline_params,
+    check_rungs,
     policy_of,
     run_study,
 )
@@ -116,7 +117,7 @@ def _save_estimators(policy: Path, outcomes: list[Outcome], rows: list[dict[str,
     return save_models(estimators_for(policy), fit_estimators(rows), meta)
 
 
-def _space(table: ReplayTable) -> tuple[list[int], list[int], list[int], list[float]]:
+def _space(table: ReplayTable) -> tuple[list[int], list[int], list[int], list[float], list[int]]:
     full = [r for r in range(table.rungs) if not np.isnan(table.correct[:, 0, r]).all()]
     enriched = [
         r
@@ -126,7 +127,9 @@ def _space(table: ReplayTable) -> tuple[list[int], list[int], list[int], list[fl
     # Searched only where query lengths differ: otherwise no limit can tell queries apart.
     varied = np.ptp(table.query_words) > 0
     words = WORD_LIMITS if varied else [Learned.enriched_max_words]
-    return full, enriched or [0], [int(k) for k in table.budgets[1:]] or [1], words
+    answered = [r for r in enriched if not np.isnan(table.answers[:, 1:, r]).all()]
+    budgets = [int(k) for k in table.budgets[1:]] or [1]
+    return full, enriched or [0], budgets, words, check_rungs(answered)
 
 
 def _objective(policy: Policy, table: ReplayTable, prices: Prices) -> tuple[float, float]:
@@ -173,7 +176,7 @@ def _best_test_only(table: ReplayTable, prices: Prices) -> Any:
 
 def _summary(chosen: Policy, test: ReplayTable, prices: Prices, space: tuple) -> dict[str, Any]:
     result = evaluate(chosen, test, prices)
-    full, enriched, budgets, _ = space
+    full, enriched, budgets, _, _ = space
     baselines = [
         p
         for p in builtin_baselines(range(test.rungs), tuple(budgets))

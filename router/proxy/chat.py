@@ -9,7 +9,9 @@ alias, the sleeptime metadata key, enrichment, stream usage).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,15 +25,17 @@ from router.errors import UpstreamError
 from router.forward import UpstreamStream
 from router.ladder import rung
 from router.proxy import synth
+from router.proxy.checked import add_usage, agree, count, not_streamed
 from router.proxy.contexts import HEADER, ContextRef, explicit_name, identify
 from router.proxy.errors import ApiError, from_upstream
 from router.proxy.parsing import CONTEXT_KEY, ChatRequest, parse_chat, read_body
 from router.proxy.relay import StreamRelay
-from router.proxy.routing import PASS_THROUGH, RouteDecision
+from router.proxy.routing import PASS_THROUGH, RouteDecision, rewrite
 from router.proxy.state import ProxyState
 from router.store.base import ContextRecord, RequestRecord
 
 CHAT_PATH = "/chat/completions"
+log = logging.getLogger("sleeptime.proxy")
 
 
 @dataclass
@@ -47,6 +51,8 @@ class Exchange:
     decision: RouteDecision = PASS_THROUGH
     model: str | None = None
     completion_tokens: int | None = None  # once known, for the tokens-saved header
+    check: str | None = None  # a checked answer's outcome: "agreed" or "disagreed"
+    spent_before: dict[str, Any] | None = None  # usage of a check that sent the query full
 
     def headers(self) -> dict[str, str]:
         headers = {"X-Request-Id": self.request_id, "X-Sleeptime-Route": self.decision.route}
@@ -56,6 +62,8 @@ class Exchange:
             headers["X-Sleeptime-Context-Version"] = str(version)
         if self.decision.rung:
             headers["X-Sleeptime-Rung"] = self.decision.rung
+        if self.check:
+            headers["X-Sleeptime-Check"] = self.check
         saved = self.state.tokens_saved(self.tenant, self.decision.route, self.completion_tokens)
         if saved is not None:
             headers["X-Sleeptime-Tokens-Saved"] = str(saved)
@@ -66,8 +74,9 @@ class Exchange:
         return headers
 
     def finish(self, status: int, error_code: str | None = None, *, usage: Any = None) -> int:
-        """Records the request; returns its completion tokens."""
-        prompt, completion, cached = _tokens(usage)
+        """Records the request; returns its completion tokens. `usage` covers every upstream
+        call of the request; a failed one reports none, so what a check spent is kept."""
+        prompt, completion, cached = _tokens(usage if usage is not None else self.spent_before)
         seconds = time.perf_counter() - self.started
         route = self.decision.route
         if status == 200:
@@ -139,9 +148,77 @@ async def _chat(request: Request, state: ProxyState, exchange: Exchange) -> Resp
         return exchange.fail(error)
     if exchange.decision.route == "cached" and exchange.decision.answer is not None:
         return _cached(exchange, chat, exchange.decision.answer)
+    if exchange.decision.route == "enriched" and exchange.decision.check_rung:
+        try:
+            checked = await _checked(exchange, chat, body)
+            if checked is not None:
+                return checked
+            messages = _go_full(exchange, chat)
+        except Exception:  # a user's request never fails because of sleeptime
+            state.metrics.fallbacks.inc()
+            log.exception("checked answer failed; the request goes through as pass-through")
+            exchange.decision, messages = PASS_THROUGH, None
+        try:
+            body, strip_usage = await _outgoing(state, exchange, chat, messages)
+        except (UpstreamError, LookupError) as exc:
+            return exchange.fail(_model_error(exc))
+        except ApiError as error:
+            return exchange.fail(error)
     if chat.stream:
         return await _stream(exchange, body, strip_usage)
     return await _complete(exchange, body)
+
+
+async def _checked(exchange: Exchange, chat: ChatRequest, body: bytes) -> Response | None:
+    """The cheap answer on c' if a second one at the check rung states the same number;
+    None when not (or when either call failed), having kept what the two cost."""
+    state, decision = exchange.state, exchange.decision
+    check = RouteDecision("enriched", rung=decision.check_rung)
+    check_messages = rewrite(check, exchange.context, chat.messages)
+    check_body, _ = await _outgoing(state, exchange, chat, check_messages, decision.check_rung)
+    state.begin()
+    try:
+        answers = await asyncio.gather(
+            state.forwarder.post(CHAT_PATH, not_streamed(body)),
+            state.forwarder.post(CHAT_PATH, not_streamed(check_body)),
+            return_exceptions=True,
+        )
+    finally:
+        state.end()
+    done = [a.data for a in answers if not isinstance(a, BaseException) and a.status == 200]
+    spent = add_usage(*(d.get("usage") for d in done))
+    agreed = len(done) == 2 and agree(done[0], done[1])
+    exchange.check = "agreed" if agreed else "disagreed"
+    state.metrics.checks.labels(exchange.check).inc()
+    if not agreed:
+        exchange.spent_before = spent
+        return None
+    served = {**done[0], "usage": spent}
+    exchange.completion_tokens = exchange.finish(200, usage=spent)
+    if chat.stream:
+        text = served["choices"][0]["message"].get("content") or ""
+        model = str(served.get("model") or exchange.model)
+        events = synth.stream_events(
+            exchange.request_id, model, text, chat.include_usage, spent=spent
+        )
+        return StreamingResponse(
+            iter(events), headers=exchange.headers(), media_type="text/event-stream"
+        )
+    return Response(
+        json.dumps(served).encode(), 200, exchange.headers(), media_type="application/json"
+    )
+
+
+def _go_full(exchange: Exchange, chat: ChatRequest) -> list[dict[str, Any]] | None:
+    """The checked answer failed its check: the client's messages at the fallback rung."""
+    decision = exchange.decision
+    exchange.decision = RouteDecision(
+        "full",
+        rung=decision.fallback_rung,
+        scores=decision.scores,
+        reason=f"{decision.reason}; check disagreed",
+    )
+    return rewrite(exchange.decision, exchange.context, chat.messages)
 
 
 async def _complete(exchange: Exchange, body: bytes) -> Response:
@@ -153,10 +230,12 @@ async def _complete(exchange: Exchange, body: bytes) -> Response:
         return exchange.fail(from_upstream(exc))
     finally:
         state.end()
-    exchange.completion_tokens = exchange.finish(answer.status, usage=answer.data.get("usage"))
-    return Response(
-        answer.content, answer.status, exchange.headers(), media_type="application/json"
-    )
+    content, usage = answer.content, answer.data.get("usage")
+    if exchange.spent_before and answer.status == 200:
+        usage = add_usage(usage, exchange.spent_before)
+        content = json.dumps({**answer.data, "usage": usage}).encode()
+    exchange.completion_tokens = exchange.finish(answer.status, usage=usage)
+    return Response(content, answer.status, exchange.headers(), media_type="application/json")
 
 
 async def _stream(exchange: Exchange, body: bytes, strip_usage: bool) -> Response:
@@ -180,6 +259,7 @@ class _RelayResponse(StreamingResponse):
             upstream,
             strip_usage=strip_usage,
             before_done=lambda status, code, usage: exchange.finish(status, code, usage=usage),
+            spent_before=exchange.spent_before,
         )
         self._events = relay.events()
         super().__init__(self._events, headers=exchange.headers(), media_type="text/event-stream")
@@ -221,8 +301,10 @@ async def _outgoing(
     exchange: Exchange,
     chat: ChatRequest,
     messages: list[dict[str, Any]] | None,
+    budget: str | None = None,
 ) -> tuple[bytes, bool]:
-    """(body to send, whether the proxy added stream usage the client did not ask for)."""
+    """(body to send, whether the proxy added stream usage the client did not ask for).
+    `budget`: a rung other than the decision's (the check of a checked answer)."""
     body = chat.body
     changes: dict[str, Any] = {}
     model = body.get("model")
@@ -234,8 +316,9 @@ async def _outgoing(
     exchange.model = model
     if messages is not None:
         changes["messages"] = messages
-    if exchange.decision.rung:
-        changes.update(_budget(body, rung(exchange.decision.rung).max_tokens))
+    budget = budget or exchange.decision.rung
+    if budget:
+        changes.update(_budget(body, rung(budget).max_tokens))
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and CONTEXT_KEY in metadata:
         changes["metadata"] = {k: v for k, v in metadata.items() if k != CONTEXT_KEY} or None
@@ -281,12 +364,4 @@ def _tokens(usage: Any) -> tuple[int, int, int]:
         return 0, 0, 0
     details = usage.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else 0
-    return (
-        _count(usage.get("prompt_tokens")),
-        _count(usage.get("completion_tokens")),
-        _count(cached),
-    )
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    return count(usage.get("prompt_tokens")), count(usage.get("completion_tokens")), count(cached)

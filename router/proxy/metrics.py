@@ -33,6 +33,12 @@ class Metrics:
             "Requests sent as pass-through after a router error",
             registry=r,
         )
+        self.checks = Counter(
+            "sleeptime_checks",
+            "Checked answers on the learned context: agreed (served) or disagreed (full)",
+            ["outcome"],
+            registry=r,
+        )
         self.sleep_jobs = Counter(
             "sleeptime_sleep_jobs", "Finished sleep-time jobs by outcome", ["outcome"], registry=r
         )

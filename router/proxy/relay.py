@@ -6,7 +6,9 @@ event that is not JSON from reaching a client's SDK, which would crash on it.
 
 If the proxy asked the upstream for usage on the client's behalf
 (`stream_options.include_usage`, for its records), the usage-only chunk is
-dropped, so the client receives exactly the stream it asked for.
+dropped, so the client receives exactly the stream it asked for. Tokens the
+proxy spent before this stream for the same request (a checked answer that
+failed its check) are added to the usage the chunk reports.
 
 A stream that breaks after its first byte cannot change its HTTP status any
 more. It ends with one OpenAI-style error event and then `data: [DONE]`:
@@ -28,6 +30,7 @@ from typing import Any
 
 from router.errors import UpstreamBadResponse, UpstreamError
 from router.forward import DONE_EVENT, UpstreamStream
+from router.proxy.checked import add_usage
 from router.proxy.errors import ApiError, from_upstream, sse_error_event
 
 Settle = Callable[[int, str | None, dict[str, Any] | None], None]
@@ -44,9 +47,11 @@ class StreamRelay:
         *,
         strip_usage: bool = False,
         before_done: Settle | None = None,
+        spent_before: dict[str, Any] | None = None,
     ) -> None:
         self.upstream = upstream
         self.strip_usage = strip_usage
+        self.spent_before = spent_before
         self.before_done = before_done
         self.settled = False  # before_done ran
         self.usage: dict[str, Any] | None = None
@@ -58,10 +63,11 @@ class StreamRelay:
     async def events(self) -> AsyncGenerator[bytes, None]:
         try:
             async for event in self.upstream.events():
-                if self._keep(event):
+                kept = self._keep(event)
+                if kept is not None:
                     if self.done:
                         self._settle()
-                    yield event
+                    yield kept
         except UpstreamError as exc:
             self.error = from_upstream(exc)
             yield sse_error_event(self.error)
@@ -88,16 +94,16 @@ class StreamRelay:
     async def aclose(self) -> None:
         await self.upstream.aclose()
 
-    def _keep(self, event: bytes) -> bool:
-        """Every data event is parsed (a few microseconds against the tens of milliseconds
-        a token takes): an event the client's SDK could not parse ends the stream with an
-        error event instead of reaching the client."""
+    def _keep(self, event: bytes) -> bytes | None:
+        """The event to send on, or None to drop it. Every data event is parsed (a few
+        microseconds against the tens of milliseconds a token takes): an event the client's
+        SDK could not parse ends the stream with an error event instead of reaching the client."""
         payload = _data(event)
         if not payload:  # a comment or keep-alive line
-            return True
+            return event
         if payload == b"[DONE]":
             self.done = True
-            return True
+            return event
         try:
             chunk = json.loads(payload)
         except ValueError:
@@ -108,19 +114,25 @@ class StreamRelay:
             isinstance(c, dict) and c.get("finish_reason") for c in chunk.get("choices") or ()
         ):
             self.finished = True
-        return self._inspect(chunk)
+        return self._inspect(chunk, event)
 
-    def _inspect(self, chunk: dict[str, Any]) -> bool:
+    def _inspect(self, chunk: dict[str, Any], event: bytes) -> bytes | None:
         error = chunk.get("error")
         if isinstance(error, dict):  # the upstream's own error event, relayed as it is
             self.error = ApiError(
                 502, str(error.get("message")), type="upstream_error", code="upstream_stream_error"
             )
         usage = chunk.get("usage")
-        if isinstance(usage, dict):
-            self.usage = usage
-            return not (self.strip_usage and not chunk.get("choices"))
-        return True
+        if not isinstance(usage, dict):
+            return event
+        if self.strip_usage and not chunk.get("choices"):
+            self.usage = add_usage(usage, self.spent_before) if self.spent_before else usage
+            return None
+        if self.spent_before:
+            usage = chunk["usage"] = add_usage(usage, self.spent_before)
+            event = b"data: " + json.dumps(chunk).encode() + b"\n\n"
+        self.usage = usage
+        return event
 
 
 def _incomplete() -> ApiError:

@@ -31,6 +31,10 @@ class RouteDecision:
     route: Route = "full"
     rung: str | None = None  # a name from router.ladder, when the router chose one
     answer: str | None = None  # the answer to serve on the "cached" route
+    # "enriched" only: served only if an answer on c' at this rung agrees (router.proxy.checked);
+    # otherwise the query goes full at `fallback_rung`.
+    check_rung: str | None = None
+    fallback_rung: str | None = None
     scores: Mapping[str, float] = field(default_factory=dict)
     reason: str = ""
 

@@ -1,4 +1,5 @@
-"""Answers the proxy writes itself (the "cached" route), shaped like an upstream's."""
+"""Answers the proxy writes itself, shaped like an upstream's: the "cached" route's, and a
+checked answer's when the client asked for a stream."""
 
 from __future__ import annotations
 
@@ -37,7 +38,14 @@ def usage(answer: str) -> dict[str, int]:
     }
 
 
-def stream_events(request_id: str, model: str, answer: str, include_usage: bool) -> list[bytes]:
+def stream_events(
+    request_id: str,
+    model: str,
+    answer: str,
+    include_usage: bool,
+    spent: dict[str, Any] | None = None,
+) -> list[bytes]:
+    """`spent`: the usage to report when upstream calls wrote the answer."""
     base = {
         "id": f"chatcmpl-{request_id}",
         "object": "chat.completion.chunk",
@@ -49,7 +57,7 @@ def stream_events(request_id: str, model: str, answer: str, include_usage: bool)
         {**base, "choices": [_choice({}, "stop")]},
     ]
     if include_usage:
-        chunks.append({**base, "choices": [], "usage": usage(answer)})
+        chunks.append({**base, "choices": [], "usage": spent or usage(answer)})
     return [b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks] + [DONE_EVENT]
 
 

@@ -109,6 +109,14 @@ def test_learned_sends_long_queries_to_full_reasoning() -> None:
     assert Learned(enriched_threshold=0.0).route(context, long).route == "enriched"  # no limit
 
 
+def test_learned_can_check_its_cheap_answer_and_names_the_fallback() -> None:
+    policy = Learned(enriched_threshold=0.0, enriched_rung=0, full_rung=4, check_rung=1)
+    query = QueryFeatures(enriched_confidence=0.2, has_learned_context=True)
+    assert policy.route(ContextFeatures(), query) == QueryDecision("enriched", 0, 1, 4)
+    unlearned = QueryFeatures(has_learned_context=False)
+    assert policy.route(ContextFeatures(), unlearned) == QueryDecision("full", 4)  # no check
+
+
 def test_policies_package_imports_nothing_of_ours_or_any_sdk() -> None:
     allowed = {
         "__future__",

@@ -135,3 +135,16 @@ def test_the_query_length_reaches_the_policy() -> None:
     assert limited.decide("t", context(ANTICIPATED), "How many miles?").route == "enriched"
     long = "How many miles did the trains run before breakfast?"
     assert limited.decide("t", context(ANTICIPATED), long).route == "full"
+
+
+def test_a_checked_policy_names_the_check_and_the_fallback_rung() -> None:
+    policy = Learned(
+        sleep_min_value=0.0, cached_threshold=2.0, enriched_threshold=0.0, check_rung=1
+    )
+    decision = PolicyRouter(policy, ROUTER.models, encode).decide(
+        "t", context(ANTICIPATED), "How many miles?"
+    )
+    assert (decision.route, decision.rung) == ("enriched", "answer")
+    assert (decision.check_rung, decision.fallback_rung) == ("brief", "steps")
+    unchecked = ROUTER.decide("t", context(ANTICIPATED), "How many miles?")
+    assert unchecked.check_rung is None and unchecked.fallback_rung is None

@@ -85,3 +85,30 @@ def test_the_word_limit_sends_long_queries_to_the_full_route() -> None:
     limited = evaluate(Learned(**{**policy.params(), "enriched_max_words": 10}), table)
     assert evaluate(policy, table).enriched_share == 1.0
     assert (limited.enriched_share, limited.accuracy) == (0.5, 0.5)  # a/q1 (20 words) is full
+
+
+def test_a_checked_answer_is_served_where_two_rungs_agree_else_full() -> None:
+    """a/q0: both rungs on c' say 7 (served, rung 0 right); a/q1: 7 vs 8 (full, right);
+    a/q2: rung 0 has no number (full). Every call is paid for."""
+
+    def said(qid: str, k: int, rung: int, correct: bool, tokens: int, predicted: str):
+        o = outcome("a", qid, k, rung, correct, tokens, sleep=30 if k else 0)
+        return Outcome(**{**o.__dict__, "predicted": predicted})
+
+    rows = [
+        said("a/q0", 1, 0, True, 4, "7"), said("a/q0", 1, 1, True, 20, "7.0"),
+        said("a/q1", 1, 0, False, 4, "7"), said("a/q1", 1, 1, False, 20, "8"),
+        said("a/q2", 1, 0, False, 4, ""), said("a/q2", 1, 1, False, 20, "5"),
+    ]  # fmt: skip
+    rows += [said(q, 0, 2, True, 300, "9") for q in ("a/q0", "a/q1", "a/q2")]
+    table = build_table(rows)
+    unchecked = Learned(sleep_min_value=0.0, enriched_threshold=0.0, cached_threshold=1.01,
+                        enriched_rung=0, full_rung=2)  # fmt: skip
+    checked = Learned(**{**unchecked.params(), "check_rung": 1})
+    plain, result = evaluate(unchecked, table), evaluate(checked, table)
+    assert (plain.accuracy, plain.test_tokens) == (pytest.approx(1 / 3), 4)
+    assert result.accuracy == 1.0 and result.missing == 0
+    assert result.test_tokens == pytest.approx((24 + 324 + 324) / 3)
+    assert (result.enriched_share, result.escalated_share) == (pytest.approx(1 / 3),
+                                                               pytest.approx(2 / 3))  # fmt: skip
+    assert result.cost == pytest.approx(10 * result.test_tokens + 30 / 2)

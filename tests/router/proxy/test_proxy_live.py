@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
@@ -14,8 +15,10 @@ import pytest
 from router.local_server import free_port
 from router.proxy.app import create_app
 from router.proxy.config import ProxyConfig
+from router.proxy.routing import RouteDecision
 from router.proxy.server import ServerThread
 from router.settings import Settings
+from router.store.base import ContextRecord
 
 if TYPE_CHECKING:
     from router.local_server import LocalServer
@@ -110,6 +113,57 @@ def test_registered_context_is_learned_then_enriches(proxy: ServerThread) -> Non
     assert raw.headers["x-sleeptime-context"] == "ducks"
     assert raw.headers["x-sleeptime-context-version"] == "1"
     assert raw.parse().choices[0].message.content
+
+
+class CheckedRouter:
+    """A checked answer on every learned context; a short fallback keeps the test quick."""
+
+    def decide(self, tenant: str, context: ContextRecord | None, query: str) -> RouteDecision:
+        if context is None or not context.has_learned:
+            return RouteDecision("full")
+        return RouteDecision("enriched", rung="answer", check_rung="brief", fallback_rung="brief")
+
+
+def test_a_checked_answer_streams_with_every_calls_usage(
+    local_server: LocalServer, tmp_path: Path
+) -> None:
+    settings = Settings(
+        upstream_url=local_server.base_url, upstream_model=local_server.model, cache_dir=tmp_path
+    )
+    config = ProxyConfig.from_settings(settings, sleep_max_tokens=48)
+    app = create_app(config, router=CheckedRouter())
+    with ServerThread(app, free_port()) as server:
+        headers = {"Authorization": "Bearer sk-live-d"}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=30) as http:
+            http.post("/contexts", json={"id": "ducks", "context": DOC}).raise_for_status()
+            _wait_learned(http, "ducks")
+        client = openai.OpenAI(base_url=server.url, api_key="sk-live-d", max_retries=0)
+        stream = client.chat.completions.with_raw_response.create(
+            model="sleeptime",
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
+            messages=[
+                {"role": "system", "content": DOC},
+                {"role": "user", "content": "How many eggs are left each day?"},
+            ],
+            extra_headers={"X-Sleeptime-Context": "ducks"},
+        )
+        check, route = stream.headers["x-sleeptime-check"], stream.headers["x-sleeptime-route"]
+        chunks = list(stream.parse())
+        state = app.state.proxy
+        state.writer.flush()
+        record = state.store.get_record(
+            state.tenants.identify("Bearer sk-live-d"), stream.headers["x-request-id"]
+        )
+    assert (check, route) in (("agreed", "enriched"), ("disagreed", "full"))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    usage = chunks[-1].usage
+    assert text and usage is not None
+    # Both cheap answers were paid for (and the fallback's on a disagreement), in the usage the
+    # client got and in the record alike.
+    assert (record.route, record.completion_tokens) == (route, usage.completion_tokens)
+    assert usage.completion_tokens >= 2
 
 
 def _wait_learned(http: httpx.Client, context_id: str, timeout_s: float = 300) -> dict:
