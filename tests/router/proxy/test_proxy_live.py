@@ -134,8 +134,9 @@ def test_a_checked_answer_streams_with_every_calls_usage(
     app = create_app(config, router=CheckedRouter())
     with ServerThread(app, free_port()) as server:
         headers = {"Authorization": "Bearer sk-live-d"}
-        with httpx.Client(base_url=server.url, headers=headers, timeout=30) as http:
-            http.post("/contexts", json={"id": "ducks", "context": DOC}).raise_for_status()
+        base = server.url.removesuffix("/v1")
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
+            http.post("/v1/contexts", json={"id": "ducks", "context": DOC}).raise_for_status()
             _wait_learned(http, "ducks")
         client = openai.OpenAI(base_url=server.url, api_key="sk-live-d", max_retries=0)
         stream = client.chat.completions.with_raw_response.create(
