@@ -54,7 +54,7 @@ class QueryDecision:
     route: Route
     rung: int  # test-time rung for "enriched" and "full"; ignored for "cached"
     # "enriched" only: a second answer on c' at this rung must give the same final answer,
-    # or the query goes full at `fallback_rung`. Two cheap answers that agree are right about
-    # as often as full reasoning on them; one cheap answer alone is not.
+    # or the query goes full at `fallback_rung`. On the Multi-Query tables two cheap answers
+    # that agree were right as often as full reasoning on them; one cheap answer is not.
     check_rung: int | None = None
     fallback_rung: int = 3
