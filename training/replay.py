@@ -233,11 +233,6 @@ def score(table: ReplayTable, d: Decisions, prices: Prices = DEFAULT_PRICES) -> 
     cached = d.route == ROUTE_CODES["cached"]
     k_used = np.where(d.route == ROUTE_CODES["full"], 0, k)
     pick = (q, k_used, rung)
-    correct = np.where(cached, table.cached_correct[q, k], table.correct[pick])
-    completion = np.where(cached, 0.0, table.completion[pick])
-    prompt = np.where(cached, 0.0, table.prompt[pick])
-    hit = np.where(cached, 0.0, table.cached_prompt[pick])
-    latency = np.where(cached, 0.0, table.latency[pick])
     # A checked enriched answer: both answers on c' are paid for (asked side by side); when
     # they disagree, so is the full answer that replaces them.
     checked = (d.route == ROUTE_CODES["enriched"]) & (d.check >= 0)
@@ -246,13 +241,18 @@ def score(table: ReplayTable, d: Decisions, prices: Prices = DEFAULT_PRICES) -> 
     served, other = table.answers[pick], table.answers[second]
     agree = np.isclose(served, other, rtol=1e-9, atol=1e-9)  # False where either is NaN
     escalate = checked & ~agree
+    correct = np.where(cached, table.cached_correct[q, k], table.correct[pick])
     correct = np.where(escalate, table.correct[full], correct)
-    completion = completion + np.where(checked, table.completion[second], 0.0)
-    completion = completion + np.where(escalate, table.completion[full], 0.0)
-    prompt = prompt + np.where(checked, table.prompt[second], 0.0)
-    prompt = prompt + np.where(escalate, table.prompt[full], 0.0)
-    hit = hit + np.where(checked, table.cached_prompt[second], 0.0)
-    hit = hit + np.where(escalate, table.cached_prompt[full], 0.0)
+
+    def paid(spent: np.ndarray) -> np.ndarray:
+        """Summed over every call the query made (a cached answer makes none)."""
+        total = np.where(cached, 0.0, spent[pick]) + np.where(checked, spent[second], 0.0)
+        return total + np.where(escalate, spent[full], 0.0)
+
+    completion, prompt, hit = (
+        paid(a) for a in (table.completion, table.prompt, table.cached_prompt)
+    )
+    latency = np.where(cached, 0.0, table.latency[pick])
     latency = np.where(checked, np.maximum(latency, table.latency[second]), latency)
     latency = latency + np.where(escalate, table.latency[full], 0.0)
     missing = int(np.isnan(correct).sum())

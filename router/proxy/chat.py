@@ -25,7 +25,7 @@ from router.errors import UpstreamError
 from router.forward import UpstreamStream
 from router.ladder import rung
 from router.proxy import synth
-from router.proxy.checked import add_usage, agree, count, not_streamed
+from router.proxy.checked import add_usage, agree, not_streamed, usage_tokens
 from router.proxy.contexts import HEADER, ContextRef, explicit_name, identify
 from router.proxy.errors import ApiError, from_upstream
 from router.proxy.parsing import CONTEXT_KEY, ChatRequest, parse_chat, read_body
@@ -76,7 +76,7 @@ class Exchange:
     def finish(self, status: int, error_code: str | None = None, *, usage: Any = None) -> int:
         """Records the request; returns its completion tokens. `usage` covers every upstream
         call of the request; a failed one reports none, so what a check spent is kept."""
-        prompt, completion, cached = _tokens(usage if usage is not None else self.spent_before)
+        prompt, completion, cached = usage_tokens(usage if usage is not None else self.spent_before)
         seconds = time.perf_counter() - self.started
         route = self.decision.route
         if status == 200:
@@ -140,12 +140,10 @@ async def _chat(request: Request, state: ProxyState, exchange: Exchange) -> Resp
     exchange.decision, messages = state.route(
         exchange.tenant, exchange.context, query, chat.messages
     )
-    try:
-        body, strip_usage = await _outgoing(state, exchange, chat, messages)
-    except (UpstreamError, LookupError) as exc:
-        return exchange.fail(_model_error(exc))
-    except ApiError as error:
-        return exchange.fail(error)
+    outgoing = await _prepare(state, exchange, chat, messages)
+    if isinstance(outgoing, Response):
+        return outgoing
+    body, strip_usage = outgoing
     if exchange.decision.route == "cached" and exchange.decision.answer is not None:
         return _cached(exchange, chat, exchange.decision.answer)
     if exchange.decision.route == "enriched" and exchange.decision.check_rung:
@@ -158,15 +156,28 @@ async def _chat(request: Request, state: ProxyState, exchange: Exchange) -> Resp
             state.metrics.fallbacks.inc()
             log.exception("checked answer failed; the request goes through as pass-through")
             exchange.decision, messages = PASS_THROUGH, None
-        try:
-            body, strip_usage = await _outgoing(state, exchange, chat, messages)
-        except (UpstreamError, LookupError) as exc:
-            return exchange.fail(_model_error(exc))
-        except ApiError as error:
-            return exchange.fail(error)
+        outgoing = await _prepare(state, exchange, chat, messages)
+        if isinstance(outgoing, Response):
+            return outgoing
+        body, strip_usage = outgoing
     if chat.stream:
         return await _stream(exchange, body, strip_usage)
     return await _complete(exchange, body)
+
+
+async def _prepare(
+    state: ProxyState,
+    exchange: Exchange,
+    chat: ChatRequest,
+    messages: list[dict[str, Any]] | None,
+) -> tuple[bytes, bool] | Response:
+    """`_outgoing`, or the error response the client gets when the body cannot be built."""
+    try:
+        return await _outgoing(state, exchange, chat, messages)
+    except (UpstreamError, LookupError) as exc:
+        return exchange.fail(_model_error(exc))
+    except ApiError as error:
+        return exchange.fail(error)
 
 
 async def _checked(exchange: Exchange, chat: ChatRequest, body: bytes) -> Response | None:
@@ -356,12 +367,3 @@ async def _accepts(state: ProxyState, model: str) -> bool:
 def _model_error(exc: Exception) -> ApiError:
     message = f"cannot resolve the upstream model for 'sleeptime': {exc}"
     return ApiError(502, message, type="upstream_error", code="upstream_model_unknown")
-
-
-def _tokens(usage: Any) -> tuple[int, int, int]:
-    """(prompt, completion, cached) from an upstream's usage, whatever shape it came in."""
-    if not isinstance(usage, dict):
-        return 0, 0, 0
-    details = usage.get("prompt_tokens_details")
-    cached = details.get("cached_tokens") if isinstance(details, dict) else 0
-    return count(usage.get("prompt_tokens")), count(usage.get("completion_tokens")), count(cached)

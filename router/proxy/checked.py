@@ -20,8 +20,6 @@ from typing import Any
 
 from router.answers import extract_answer, normalize_number
 
-USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
-
 
 def not_streamed(body: bytes) -> bytes:
     """The two cheap answers are compared whole before anything reaches the client."""
@@ -51,21 +49,29 @@ def agree(served: dict[str, Any], check: dict[str, Any]) -> bool:
 
 def add_usage(*usages: Any) -> dict[str, int]:
     """The sum of upstream usages (missing or malformed ones count as zero)."""
-    total = dict.fromkeys(USAGE_KEYS, 0)
-    cached = 0
+    prompt = completion = total = cached = 0
     for usage in usages:
-        if not isinstance(usage, dict):
-            continue
-        for key in USAGE_KEYS:
-            total[key] += count(usage.get(key))
-        details = usage.get("prompt_tokens_details")
-        if isinstance(details, dict):
-            cached += count(details.get("cached_tokens"))
+        p, c, h = usage_tokens(usage)
+        prompt, completion, cached = prompt + p, completion + c, cached + h
+        total += _count(usage.get("total_tokens")) if isinstance(usage, dict) else 0
+    summed = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
     if cached:
-        total["prompt_tokens_details"] = {"cached_tokens": cached}  # type: ignore[assignment]
-    return total
+        summed["prompt_tokens_details"] = {"cached_tokens": cached}  # type: ignore[assignment]
+    return summed
 
 
-def count(value: Any) -> int:
-    """A token count from a usage field, whatever an upstream put there."""
+def usage_tokens(usage: Any) -> tuple[int, int, int]:
+    """(prompt, completion, cached) from an upstream's usage, whatever shape it came in."""
+    if not isinstance(usage, dict):
+        return 0, 0, 0
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+    return (
+        _count(usage.get("prompt_tokens")),
+        _count(usage.get("completion_tokens")),
+        _count(cached),
+    )
+
+
+def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
