@@ -87,9 +87,11 @@ class Learned(Policy):
     # Longer queries go to full reasoning: on Multi-Query GSM8K the final questions are
     # long, and only full reasoning answers them; short sub-questions do as well on c'.
     enriched_max_words: float = 1e9
-    # Below 0: the enriched answer is served as it is. Otherwise it is served only when a
-    # second answer on c' at this rung agrees with it, and the query goes full when not.
+    # Voters that must agree with the enriched answer before it is served, or the query goes
+    # full: a second answer on c' at this rung (below 0: none), and the nearest anticipated
+    # answer. With neither, the enriched answer is served as it is.
     check_rung: int = -1
+    check_anticipated: bool = False
 
     def sleep(self, context: ContextFeatures) -> SleepDecision:
         if context.predictability * context.expected_queries < self.sleep_min_value:
@@ -105,9 +107,12 @@ class Learned(Policy):
         shift = self.enriched_threshold_slope * (context.predictability - 0.5)
         short = query.words < self.enriched_max_words
         if short and query.enriched_confidence >= min(max(self.enriched_threshold - shift, 0), 1):
-            if self.check_rung < 0:
+            if self.check_rung < 0 and not self.check_anticipated:
                 return QueryDecision("enriched", self.enriched_rung)
-            return QueryDecision("enriched", self.enriched_rung, self.check_rung, self.full_rung)
+            check = self.check_rung if self.check_rung >= 0 else None
+            return QueryDecision(
+                "enriched", self.enriched_rung, check, self.full_rung, self.check_anticipated
+            )
         return QueryDecision("full", self.full_rung)
 
 

@@ -58,3 +58,10 @@ class QueryDecision:
     # that agree were right as often as full reasoning on them; one cheap answer is not.
     check_rung: int | None = None
     fallback_rung: int = 3
+    # "enriched" only: the nearest anticipated answer must state the same number as well, a
+    # third voter that costs nothing at test time (it was computed at sleep time).
+    check_anticipated: bool = False
+
+    @property
+    def checked(self) -> bool:
+        return self.route == "enriched" and (self.check_rung is not None or self.check_anticipated)

@@ -10,6 +10,7 @@ right) says it is safe.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -91,14 +92,19 @@ class PolicyRouter:
                 scores=shown,
                 reason=f"anticipated: {nearest['question'][:80]}",
             )
-        checked = decision.check_rung is not None
-        return RouteDecision(
+        routed = RouteDecision(
             decision.route,
             rung=rung(decision.rung).name,
             scores=shown,
             reason=f"policy {self.policy.name}",
-            check_rung=rung(decision.check_rung).name if checked else None,
-            fallback_rung=rung(decision.fallback_rung).name if checked else None,
+        )
+        if not decision.checked:
+            return routed
+        return replace(
+            routed,
+            check_rung=None if decision.check_rung is None else rung(decision.check_rung).name,
+            check_answer=nearest["answer"] if decision.check_anticipated else None,
+            fallback_rung=rung(decision.fallback_rung).name,
         )
 
     def features(

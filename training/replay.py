@@ -36,6 +36,7 @@ class ReplayTable:
     latency: np.ndarray  # (Q, K, R) seconds
     answers: np.ndarray  # (Q, K, R) the extracted final number; NaN: none or not run
     cached_correct: np.ndarray  # (Q, K) the nearest anticipated answer is right
+    cached_answers: np.ndarray  # (Q, K) that answer's number; NaN: none
     cached_confidence: np.ndarray  # (Q, K) estimator's P(cached right), 0 if none
     enriched_confidence: np.ndarray  # (Q, K) estimator's P(enriched right at low rung)
     sleep_tokens: np.ndarray  # (C, K) sleep completion tokens per context
@@ -62,6 +63,7 @@ class ReplayTable:
             "latency",
             "answers",
             "cached_correct",
+            "cached_answers",
             "cached_confidence",
             "enriched_confidence",
             "query_words",
@@ -118,10 +120,12 @@ def build_table(
         sleep_prompt[ci[o.context_id], k] = o.sleep_prompt_tokens
         per_context_queries[ci[o.context_id]] = o.queries_in_context
     cached = np.zeros((len(query_ids), len(budgets)))
+    cached_answers = np.full((len(query_ids), len(budgets)), np.nan)
     words = np.zeros(len(query_ids))
     for f in features:
         if f.query_id in qi and f.sleep_passes in ki:
             cached[qi[f.query_id], ki[f.sleep_passes]] = f.cached_correct
+            cached_answers[qi[f.query_id], ki[f.sleep_passes]] = _number(f.cached_answer)
             words[qi[f.query_id]] = f.query_words
     return ReplayTable(
         query_ids=query_ids,
@@ -130,6 +134,7 @@ def build_table(
         budgets=budgets,
         **arrays,
         cached_correct=cached,
+        cached_answers=cached_answers,
         cached_confidence=_lookup(cached_confidence, query_ids, budgets),
         enriched_confidence=_lookup(enriched_confidence, query_ids, budgets),
         sleep_tokens=sleep,
@@ -181,8 +186,9 @@ class Decisions:
     k: np.ndarray  # sleep budget index
     route: np.ndarray  # ROUTE_CODES
     rung: np.ndarray
-    check: np.ndarray  # the check rung of a checked enriched answer; -1: unchecked
+    check: np.ndarray  # the check rung of a checked enriched answer; -1: none
     fallback: np.ndarray  # the full rung a failed check falls back to
+    anticipated: np.ndarray  # bool: the nearest anticipated answer must agree as well
 
 
 def decisions(policy: Policy, table: ReplayTable) -> Decisions:
@@ -197,6 +203,7 @@ def decisions(policy: Policy, table: ReplayTable) -> Decisions:
     q = np.arange(len(table.query_ids))
     has = k > 0
     route, rung, check, fallback = (np.empty(len(q), dtype=int) for _ in range(4))
+    anticipated = np.zeros(len(q), dtype=bool)
     for i in q:
         decision = policy.route(
             ContextFeatures(
@@ -214,7 +221,8 @@ def decisions(policy: Policy, table: ReplayTable) -> Decisions:
         route[i], rung[i] = ROUTE_CODES[decision.route], decision.rung
         check[i] = -1 if decision.check_rung is None else decision.check_rung
         fallback[i] = decision.fallback_rung
-    return Decisions(k, route, rung, check, fallback)
+        anticipated[i] = decision.check_anticipated
+    return Decisions(k, route, rung, check, fallback, anticipated)
 
 
 def _nearest_budget(budgets: np.ndarray, passes: int) -> int:
@@ -234,26 +242,31 @@ def score(table: ReplayTable, d: Decisions, prices: Prices = DEFAULT_PRICES) -> 
     k_used = np.where(d.route == ROUTE_CODES["full"], 0, k)
     pick = (q, k_used, rung)
     # A checked enriched answer: both answers on c' are paid for (asked side by side); when
-    # they disagree, so is the full answer that replaces them.
-    checked = (d.route == ROUTE_CODES["enriched"]) & (d.check >= 0)
+    # any voter disagrees (the nearest anticipated answer is one that costs nothing), so is
+    # the full answer that replaces them.
+    enriched = d.route == ROUTE_CODES["enriched"]
+    two = enriched & (d.check >= 0)
+    checked = two | (enriched & d.anticipated)
     second = (q, k, np.clip(d.check, 0, top))
     full = (q, np.zeros_like(k), np.clip(d.fallback, 0, top))
-    served, other = table.answers[pick], table.answers[second]
-    agree = np.isclose(served, other, rtol=1e-9, atol=1e-9)  # False where either is NaN
+    served = table.answers[pick]
+    agree = ~np.isnan(served)
+    agree &= ~two | _same(served, table.answers[second])
+    agree &= ~d.anticipated | _same(served, table.cached_answers[q, k])
     escalate = checked & ~agree
     correct = np.where(cached, table.cached_correct[q, k], table.correct[pick])
     correct = np.where(escalate, table.correct[full], correct)
 
     def paid(spent: np.ndarray) -> np.ndarray:
         """Summed over every call the query made (a cached answer makes none)."""
-        total = np.where(cached, 0.0, spent[pick]) + np.where(checked, spent[second], 0.0)
+        total = np.where(cached, 0.0, spent[pick]) + np.where(two, spent[second], 0.0)
         return total + np.where(escalate, spent[full], 0.0)
 
     completion, prompt, hit = (
         paid(a) for a in (table.completion, table.prompt, table.cached_prompt)
     )
     latency = np.where(cached, 0.0, table.latency[pick])
-    latency = np.where(checked, np.maximum(latency, table.latency[second]), latency)
+    latency = np.where(two, np.maximum(latency, table.latency[second]), latency)
     latency = latency + np.where(escalate, table.latency[full], 0.0)
     missing = int(np.isnan(correct).sum())
     correct, completion, prompt, hit, latency = (
@@ -278,9 +291,13 @@ def score(table: ReplayTable, d: Decisions, prices: Prices = DEFAULT_PRICES) -> 
         test_tokens=float(completion.mean()),
         sleep_tokens=float(amortized.mean()),
         cached_share=float(cached.mean()),
-        enriched_share=float(((d.route == ROUTE_CODES["enriched"]) & ~escalate).mean()),
+        enriched_share=float((enriched & ~escalate).mean()),
         escalated_share=float(escalate.mean()),
         cached_wrong_rate=float(((1 - correct) * cached).sum() / n_cached),
         latency_s=float(latency.mean()),
         missing=missing,
     )
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.isclose(a, b, rtol=1e-9, atol=1e-9)  # False where either is NaN

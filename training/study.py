@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -22,33 +23,45 @@ from policies import Learned, Policy
 
 NEVER = 20.0  # the top of sleep_min_value's range: sleep only where p x queries >= 20
 ALWAYS = 0.0
-SEARCH_SPACE_VERSION = 3  # bump when `suggest` changes: a resumed study must not mix spaces
+SEARCH_SPACE_VERSION = 4  # bump when `suggest` changes: a resumed study must not mix spaces
 WORD_LIMITS = [6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 20.0, 25.0, 30.0, Learned.enriched_max_words]
 
 
-def baseline_params(
-    rungs_full: Sequence[int],
-    rungs_enriched: Sequence[int],
-    budgets: Sequence[int],
-    word_limits: Sequence[float] = (Learned.enriched_max_words,),
-    checks: Sequence[int] = (Learned.check_rung,),
-) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class SearchSpace:
+    """The choices a table allows. A dimension with one choice is not searched (a table
+    without query lengths, or without answers kept at two rungs on c')."""
+
+    rungs_full: Sequence[int]
+    rungs_enriched: Sequence[int]
+    budgets: Sequence[int]
+    word_limits: Sequence[float] = (Learned.enriched_max_words,)
+    checks: Sequence[int] = (Learned.check_rung,)
+    anticipated: Sequence[bool] = (Learned.check_anticipated,)
+
+
+def baseline_params(space: SearchSpace) -> list[dict[str, Any]]:
     """Test-time only at each rung and always-sleep at each (k, rung), as Learned params;
-    where two rungs ran on c', also always-sleep with each answer checked by another rung."""
+    where answers on c' were kept, also always-sleep with each answer checked by every
+    other voter the space allows (another rung, the nearest anticipated answer, both)."""
     base = asdict(
         Learned(
-            passes_low=budgets[0],
-            passes_high=budgets[-1],
-            enriched_rung=rungs_enriched[0],
-            full_rung=rungs_full[-1],
+            passes_low=space.budgets[0],
+            passes_high=space.budgets[-1],
+            enriched_rung=space.rungs_enriched[0],
+            full_rung=space.rungs_full[-1],
         )
     )
-    if len(word_limits) == 1:  # not searched: not a param of the trials
-        del base["enriched_max_words"]
-    if len(checks) == 1:
-        del base["check_rung"]
-    out = [base | {"sleep_min_value": NEVER, "full_rung": r} for r in rungs_full]
-    out += [
+    unsearched = {
+        "enriched_max_words": space.word_limits,
+        "check_rung": space.checks,
+        "check_anticipated": space.anticipated,
+    }
+    for name, choices in unsearched.items():
+        if len(choices) == 1:  # not a param of the trials
+            del base[name]
+    out = [base | {"sleep_min_value": NEVER, "full_rung": r} for r in space.rungs_full]
+    always = [
         base
         | {
             "sleep_min_value": ALWAYS,
@@ -59,15 +72,17 @@ def baseline_params(
             "enriched_threshold_slope": 0.0,
             "enriched_rung": r,
         }
-        for k in budgets
-        for r in rungs_enriched
+        for k in space.budgets
+        for r in space.rungs_enriched
     ]
-    out += [
-        seed | {"check_rung": check, "full_rung": rungs_full[-1]}
-        for seed in out[len(rungs_full) :]
-        for check in checks
-        if check not in (-1, seed["enriched_rung"])
-    ]
+    out += always
+    for seed, check, anticipated in product(always, space.checks, space.anticipated):
+        if check == seed["enriched_rung"] or (check < 0 and not anticipated):
+            continue
+        voters = {"check_rung": check} if len(space.checks) > 1 else {}
+        if len(space.anticipated) > 1:
+            voters["check_anticipated"] = anticipated
+        out.append(seed | voters | {"full_rung": space.rungs_full[-1]})
     return out
 
 
@@ -77,41 +92,26 @@ def check_rungs(answered: Sequence[int]) -> list[int]:
     return [Learned.check_rung, *answered] if len(answered) > 1 else [Learned.check_rung]
 
 
-def suggest(
-    trial: Any,
-    rungs_full: Sequence[int],
-    rungs_enriched: Sequence[int],
-    budgets: Sequence[int],
-    word_limits: Sequence[float] = (Learned.enriched_max_words,),
-    checks: Sequence[int] = (Learned.check_rung,),
-) -> Learned:
-    """A dimension with one choice is not searched (a table without query lengths). The
-    order of the calls is part of a seeded study: a new parameter goes last."""
+def suggest(trial: Any, space: SearchSpace) -> Learned:
+    """The order of the calls is part of a seeded study: a new parameter goes last."""
     return Learned(
         sleep_min_value=trial.suggest_float("sleep_min_value", 0.0, NEVER),
-        passes_low=trial.suggest_categorical("passes_low", list(budgets)),
-        passes_high=trial.suggest_categorical("passes_high", list(budgets)),
+        passes_low=trial.suggest_categorical("passes_low", list(space.budgets)),
+        passes_high=trial.suggest_categorical("passes_high", list(space.budgets)),
         passes_split=trial.suggest_float("passes_split", 0.0, 1.0),
         cached_threshold=trial.suggest_float("cached_threshold", 0.5, 1.01),
         enriched_threshold=trial.suggest_float("enriched_threshold", 0.0, 1.01),
         enriched_threshold_slope=trial.suggest_float("enriched_threshold_slope", -1.0, 1.0),
-        enriched_rung=trial.suggest_categorical("enriched_rung", list(rungs_enriched)),
-        full_rung=trial.suggest_categorical("full_rung", list(rungs_full)),
-        enriched_max_words=_words(trial, word_limits),
-        check_rung=_check(trial, checks),
+        enriched_rung=trial.suggest_categorical("enriched_rung", list(space.rungs_enriched)),
+        full_rung=trial.suggest_categorical("full_rung", list(space.rungs_full)),
+        enriched_max_words=_choice(trial, "enriched_max_words", space.word_limits),
+        check_rung=_choice(trial, "check_rung", space.checks),
+        check_anticipated=_choice(trial, "check_anticipated", space.anticipated),
     )
 
 
-def _words(trial: Any, word_limits: Sequence[float]) -> float:
-    if len(word_limits) == 1:
-        return word_limits[0]
-    return float(trial.suggest_categorical("enriched_max_words", list(word_limits)))
-
-
-def _check(trial: Any, checks: Sequence[int]) -> int:
-    if len(checks) == 1:
-        return checks[0]
-    return int(trial.suggest_categorical("check_rung", checks))
+def _choice(trial: Any, name: str, choices: Sequence[Any]) -> Any:
+    return choices[0] if len(choices) == 1 else trial.suggest_categorical(name, list(choices))
 
 
 def run_study(
@@ -121,7 +121,7 @@ def run_study(
     name: str,
     trials: int,
     seeds: list[dict[str, Any]],
-    space: tuple[Sequence[int], Sequence[int], Sequence[int], Sequence[float], Sequence[int]],
+    space: SearchSpace,
     min_accuracy: float | None = None,
     seed: int = 0,
     on_trial: Callable[[int, Policy, tuple[float, float]], None] | None = None,
@@ -152,7 +152,7 @@ def run_study(
             study.enqueue_trial(params, skip_if_exists=True)
 
     def run(trial: Any) -> Any:
-        policy = suggest(trial, *space)
+        policy = suggest(trial, space)
         accuracy, cost = objective(policy)
         trial.set_user_attr("accuracy", accuracy)
         trial.set_user_attr("cost", cost)

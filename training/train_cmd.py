@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from training.replay import ReplayTable, evaluate
 from training.study import (
     SEARCH_SPACE_VERSION,
     WORD_LIMITS,
+    SearchSpace,
     baseline_params,
     check_rungs,
     policy_of,
@@ -84,14 +86,14 @@ def main(argv: list[str] | None = None) -> int:
         storage=args.storage,
         name=args.study or _study_name(args),
         trials=args.trials,
-        seeds=baseline_params(*space),
+        seeds=baseline_params(space),
         space=space,
         min_accuracy=args.min_accuracy,
         seed=args.seed,
         on_trial=lambda n, p, v: log.append((n, p, v)),
     )
     seconds = time.perf_counter() - started
-    chosen = _choose(study, val, prices, args.min_accuracy)
+    chosen = _choose(study, (train, val), prices, args.min_accuracy)
     summary = _summary(chosen, test, prices, space) | {
         "trials": len(study.trials),
         "trials_this_run": len(log),
@@ -117,7 +119,7 @@ def _save_estimators(policy: Path, outcomes: list[Outcome], rows: list[dict[str,
     return save_models(estimators_for(policy), fit_estimators(rows), meta)
 
 
-def _space(table: ReplayTable) -> tuple[list[int], list[int], list[int], list[float], list[int]]:
+def _space(table: ReplayTable) -> SearchSpace:
     full = [r for r in range(table.rungs) if not np.isnan(table.correct[:, 0, r]).all()]
     enriched = [
         r
@@ -129,7 +131,16 @@ def _space(table: ReplayTable) -> tuple[list[int], list[int], list[int], list[fl
     words = WORD_LIMITS if varied else [Learned.enriched_max_words]
     answered = [r for r in enriched if not np.isnan(table.answers[:, 1:, r]).all()]
     budgets = [int(k) for k in table.budgets[1:]] or [1]
-    return full, enriched or [0], budgets, words, check_rungs(answered)
+    # The nearest anticipated answer can vote only where the table kept it and an answer on c'.
+    voted = bool(answered) and not np.isnan(table.cached_answers[:, 1:]).all()
+    return SearchSpace(
+        full,
+        enriched or [0],
+        budgets,
+        words,
+        check_rungs(answered),
+        [False, True] if voted else [Learned.check_anticipated],
+    )
 
 
 def _objective(policy: Policy, table: ReplayTable, prices: Prices) -> tuple[float, float]:
@@ -149,9 +160,14 @@ def _ensure_parent(path: Path) -> Path:
     return path
 
 
-def _choose(study: Any, val: ReplayTable, prices: Prices, min_accuracy: float | None) -> Policy:
-    """On validation: the cheapest Pareto policy that matches the best test-time-only
-    accuracy (or the floor asked); if none does, the most accurate one."""
+def _choose(
+    study: Any, seen: Sequence[ReplayTable], prices: Prices, min_accuracy: float | None
+) -> Policy:
+    """The cheapest Pareto policy that matches the best test-time-only accuracy (or the floor
+    asked) on every split it has seen, training and validation; if none does, the most
+    accurate on validation. Validation alone is 10 contexts on a 50-context table: across 8
+    split seeds its choice lost up to 0.15 on the held-out contexts, matching on both at
+    most 0.10 (README)."""
     candidates = [
         policy_of(t)
         for t in (
@@ -161,11 +177,19 @@ def _choose(study: Any, val: ReplayTable, prices: Prices, min_accuracy: float | 
         )
         if t.values is not None
     ]
-    target = min_accuracy if min_accuracy is not None else _best_test_only(val, prices).accuracy
-    scored = [(evaluate(p, val, prices), p) for p in candidates]
-    good = [(r.cost, i) for i, (r, _) in enumerate(scored) if r.accuracy >= target - 1e-9]
+    targets = [
+        min_accuracy if min_accuracy is not None else _best_test_only(t, prices).accuracy
+        for t in seen
+    ]
+    val = seen[-1]
+    good = []
+    for i, policy in enumerate(candidates):
+        results = [evaluate(policy, t, prices) for t in seen]
+        if all(r.accuracy >= target - 1e-9 for r, target in zip(results, targets, strict=True)):
+            good.append((results[-1].cost, i))
     if good:
-        return scored[min(good)[1]][1]
+        return candidates[min(good)[1]]
+    scored = [(evaluate(p, val, prices), p) for p in candidates]
     return max(scored, key=lambda rp: (rp[0].accuracy, -rp[0].cost))[1]
 
 
@@ -174,13 +198,15 @@ def _best_test_only(table: ReplayTable, prices: Prices) -> Any:
     return max((r for r in results if r.missing == 0), key=lambda r: (r.accuracy, -r.cost))
 
 
-def _summary(chosen: Policy, test: ReplayTable, prices: Prices, space: tuple) -> dict[str, Any]:
+def _summary(
+    chosen: Policy, test: ReplayTable, prices: Prices, space: SearchSpace
+) -> dict[str, Any]:
     result = evaluate(chosen, test, prices)
-    full, enriched, budgets, _, _ = space
     baselines = [
         p
-        for p in builtin_baselines(range(test.rungs), tuple(budgets))
-        if getattr(p, "rung", 0) in (full if p.name == "test-time-only" else enriched)
+        for p in builtin_baselines(range(test.rungs), tuple(space.budgets))
+        if getattr(p, "rung", 0)
+        in (space.rungs_full if p.name == "test-time-only" else space.rungs_enriched)
     ]
     rows = {_label(p): asdict(evaluate(p, test, prices)) for p in baselines}
     best = max(

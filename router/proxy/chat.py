@@ -146,7 +146,7 @@ async def _chat(request: Request, state: ProxyState, exchange: Exchange) -> Resp
     body, strip_usage = outgoing
     if exchange.decision.route == "cached" and exchange.decision.answer is not None:
         return _cached(exchange, chat, exchange.decision.answer)
-    if exchange.decision.route == "enriched" and exchange.decision.check_rung:
+    if exchange.decision.checked:
         try:
             checked = await _checked(exchange, chat, body)
             if checked is not None:
@@ -181,24 +181,26 @@ async def _prepare(
 
 
 async def _checked(exchange: Exchange, chat: ChatRequest, body: bytes) -> Response | None:
-    """The cheap answer on c' if a second one at the check rung states the same number;
-    None when not (or when either call failed), having kept what the two cost."""
+    """The cheap answer on c' if its voters state the same number (a second answer at the
+    check rung, asked side by side, and the nearest anticipated answer); None when not (or
+    when a call failed), having kept what the calls cost."""
     state, decision = exchange.state, exchange.decision
-    check = RouteDecision("enriched", rung=decision.check_rung)
-    check_messages = rewrite(check, exchange.context, chat.messages)
-    check_body, _ = await _outgoing(state, exchange, chat, check_messages, decision.check_rung)
+    bodies = [not_streamed(body)]
+    if decision.check_rung is not None:
+        check = RouteDecision("enriched", rung=decision.check_rung)
+        check_messages = rewrite(check, exchange.context, chat.messages)
+        check_body, _ = await _outgoing(state, exchange, chat, check_messages, decision.check_rung)
+        bodies.append(not_streamed(check_body))
     state.begin()
     try:
         answers = await asyncio.gather(
-            state.forwarder.post(CHAT_PATH, not_streamed(body)),
-            state.forwarder.post(CHAT_PATH, not_streamed(check_body)),
-            return_exceptions=True,
+            *(state.forwarder.post(CHAT_PATH, b) for b in bodies), return_exceptions=True
         )
     finally:
         state.end()
     done = [a.data for a in answers if not isinstance(a, BaseException) and a.status == 200]
     spent = add_usage(*(d.get("usage") for d in done))
-    agreed = len(done) == 2 and agree(done[0], done[1])
+    agreed = len(done) == len(bodies) and agree(*done, anticipated=decision.check_answer)
     exchange.check = "agreed" if agreed else "disagreed"
     state.metrics.checks.labels(exchange.check).inc()
     if not agreed:

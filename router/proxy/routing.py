@@ -31,12 +31,18 @@ class RouteDecision:
     route: Route = "full"
     rung: str | None = None  # a name from router.ladder, when the router chose one
     answer: str | None = None  # the answer to serve on the "cached" route
-    # "enriched" only: served only if an answer on c' at this rung agrees (router.proxy.checked);
-    # otherwise the query goes full at `fallback_rung`.
+    # "enriched" only: served only if an answer on c' at this rung, and this anticipated answer,
+    # agree with it (router.proxy.checked); otherwise the query goes full at `fallback_rung`.
     check_rung: str | None = None
+    check_answer: str | None = None
     fallback_rung: str | None = None
     scores: Mapping[str, float] = field(default_factory=dict)
     reason: str = ""
+
+    @property
+    def checked(self) -> bool:
+        voters = self.check_rung is not None or self.check_answer is not None
+        return self.route == "enriched" and voters
 
 
 PASS_THROUGH = RouteDecision("full", reason="pass-through")

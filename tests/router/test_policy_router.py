@@ -148,3 +148,14 @@ def test_a_checked_policy_names_the_check_and_the_fallback_rung() -> None:
     assert (decision.check_rung, decision.fallback_rung) == ("brief", "steps")
     unchecked = ROUTER.decide("t", context(ANTICIPATED), "How many miles?")
     assert unchecked.check_rung is None and unchecked.fallback_rung is None
+
+
+def test_an_anticipated_check_carries_the_nearest_answer() -> None:
+    policy = Learned(
+        sleep_min_value=0.0, cached_threshold=2.0, enriched_threshold=0.0, check_anticipated=True
+    )
+    router = PolicyRouter(policy, ROUTER.models, encode)
+    money = router.decide("t", context(ANTICIPATED), "How much money at the market in all?")
+    trains = router.decide("t", context(ANTICIPATED), "How many trains ran?")
+    assert (money.check_answer, trains.check_answer) == ("18", "3")
+    assert money.checked and money.check_rung is None and money.fallback_rung == "steps"

@@ -112,3 +112,30 @@ def test_a_checked_answer_is_served_where_two_rungs_agree_else_full() -> None:
     assert (result.enriched_share, result.escalated_share) == (pytest.approx(1 / 3),
                                                                pytest.approx(2 / 3))  # fmt: skip
     assert result.cost == pytest.approx(10 * result.test_tokens + 30 / 2)
+
+
+def test_the_nearest_anticipated_answer_votes_for_free() -> None:
+    """a/q0: rung 0 says 7, anticipated 7 (served); a/q1: 7 vs anticipated 8 (full);
+    a/q2: no anticipated answer (full). Only the one cheap call and the full ones are paid."""
+
+    def said(qid: str, k: int, rung: int, correct: bool, tokens: int, predicted: str):
+        o = outcome("a", qid, k, rung, correct, tokens, sleep=30 if k else 0)
+        return Outcome(**{**o.__dict__, "predicted": predicted})
+
+    def nearest(qid: str, answer: str) -> QueryFeatureRow:
+        return QueryFeatureRow("a", qid, 1, 0.9, 0.1, answer, 1, 1.0, False, 1, 1.0, 1.0, 0, 10,
+                               2, 3)  # fmt: skip
+
+    rows = [said(q, 1, 0, q == "a/q0", 4, "7") for q in ("a/q0", "a/q1", "a/q2")]
+    rows += [said(q, 1, 1, False, 20, "7") for q in ("a/q0", "a/q1", "a/q2")]
+    rows += [said(q, 0, 2, True, 300, "9") for q in ("a/q0", "a/q1", "a/q2")]
+    features = [nearest("a/q0", "7"), nearest("a/q1", "8"), nearest("a/q2", "")]
+    table = build_table(rows, features)
+    policy = Learned(sleep_min_value=0.0, enriched_threshold=0.0, cached_threshold=1.01,
+                     enriched_rung=0, full_rung=2, check_anticipated=True)  # fmt: skip
+    result = evaluate(policy, table)
+    assert result.accuracy == 1.0 and result.missing == 0
+    assert result.test_tokens == pytest.approx((4 + 304 + 304) / 3)
+    assert result.escalated_share == pytest.approx(2 / 3)
+    both = evaluate(Learned(**{**policy.params(), "check_rung": 1}), table)
+    assert both.test_tokens == pytest.approx((24 + 324 + 324) / 3)  # rung 1 agreed on a/q0

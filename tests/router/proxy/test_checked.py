@@ -17,6 +17,14 @@ def test_the_same_number_in_any_spelling_agrees() -> None:
     assert not agree(said("18"), said("Answer: 9"))
 
 
+def test_an_anticipated_answer_is_one_more_voter() -> None:
+    assert agree(said("18"), anticipated="$18")
+    assert agree(said("18"), said("Answer: 18"), anticipated="18.0")
+    assert not agree(said("18"), said("Answer: 18"), anticipated="9")
+    assert not agree(said("18"), anticipated="")  # no number: no agreement
+    assert not agree()
+
+
 def test_no_number_or_a_cut_off_answer_never_agrees() -> None:
     assert final_number(said("I cannot tell.")) is None
     assert not agree(said("I cannot tell."), said("I cannot tell."))

@@ -1,4 +1,4 @@
-"""A checked answer over HTTP: two cheap answers on c' that agree are served, else full.
+"""A checked answer over HTTP: cheap answers on c' whose voters agree are served, else full.
 
 The fake upstream answers by the budget it was sent (16 tokens: rung "answer",
 64: "brief", 400: "steps"), so each test scripts agreement or disagreement and
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 from fake_upstream import FakeUpstream, Recorded, Reply, completion, error_reply, stream_reply
@@ -28,8 +29,12 @@ CHECKED = RouteDecision("enriched", rung="answer", check_rung="brief", fallback_
 
 
 class CheckedRouter:
+    def __init__(self) -> None:
+        self.decision = CHECKED
+
     def decide(self, tenant: str, context: ContextRecord | None, query: str) -> RouteDecision:
-        return CHECKED if context is not None and context.has_learned else RouteDecision("full")
+        learned = context is not None and context.has_learned
+        return self.decision if learned else RouteDecision("full")
 
 
 def by_budget(answer: str, brief: str | Reply, full: str = "16 - 3 - 4 = 9\nAnswer: 9"):
@@ -50,8 +55,13 @@ def by_budget(answer: str, brief: str | Reply, full: str = "16 - 3 - 4 = 9\nAnsw
 
 
 @pytest.fixture
-def client(make_client: Callable[..., TestClient]) -> TestClient:
-    client = make_client(router=CheckedRouter(), sleep_enabled=True)
+def router() -> CheckedRouter:
+    return CheckedRouter()
+
+
+@pytest.fixture
+def client(make_client: Callable[..., TestClient], router: CheckedRouter) -> TestClient:
+    client = make_client(router=router, sleep_enabled=True)
     registered = client.post("/v1/contexts", json={"id": "doc", "context": DOC}, headers=HEADERS)
     assert registered.status_code in (200, 201, 202), registered.text
     deadline = time.monotonic() + 10
@@ -151,7 +161,7 @@ def test_streams_get_the_served_answer_or_the_full_stream_with_all_usage(
 def test_a_failing_check_falls_back_to_pass_through(
     client: TestClient, fake: FakeUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(*_: object) -> bool:
+    def broken(*_: object, **__: object) -> bool:
         raise RuntimeError("a bug in the check")
 
     monkeypatch.setattr("router.proxy.chat.agree", broken)
@@ -160,3 +170,35 @@ def test_a_failing_check_falls_back_to_pass_through(
     assert response.status_code == 200 and response.headers["x-sleeptime-route"] == "full"
     assert fake.requests[-1].json["messages"] == MESSAGES  # as the client sent them
     assert "sleeptime_router_fallbacks_total 1.0" in client.get("/metrics").text
+
+
+def test_the_anticipated_answer_alone_checks_one_cheap_call(
+    client: TestClient, fake: FakeUpstream, router: CheckedRouter
+) -> None:
+    router.decision = replace(CHECKED, check_rung=None, check_answer="$9")
+    fake.fallback = by_budget("9", "Answer: 9")
+    agreed = ask(client)
+    assert agreed.headers["x-sleeptime-check"] == "agreed"
+    assert agreed.json()["choices"][0]["message"]["content"] == "9"
+    assert [r.json["max_tokens"] for r in fake.requests if r.json] == [16]
+    assert agreed.json()["usage"]["completion_tokens"] == 2
+
+    fake.fallback = by_budget("8", "Answer: 9")
+    disagreed = ask(client)
+    assert disagreed.headers["x-sleeptime-check"] == "disagreed"
+    assert disagreed.headers["x-sleeptime-route"] == "full"
+    assert disagreed.json()["usage"]["completion_tokens"] == 2 + 150
+    assert [r.json["max_tokens"] for r in fake.requests if r.json][1:] == [16, 400]
+
+
+def test_three_voters_must_all_agree(
+    client: TestClient, fake: FakeUpstream, router: CheckedRouter
+) -> None:
+    router.decision = replace(CHECKED, check_answer="8")
+    fake.fallback = by_budget("9", "Answer: 9")  # both cheap answers say 9, anticipated 8
+    response = ask(client)
+    assert response.headers["x-sleeptime-check"] == "disagreed"
+    assert response.json()["usage"]["completion_tokens"] == 2 + 12 + 150
+
+    router.decision = replace(CHECKED, check_answer="9")
+    assert ask(client).headers["x-sleeptime-check"] == "agreed"

@@ -116,12 +116,15 @@ def test_registered_context_is_learned_then_enriches(proxy: ServerThread) -> Non
 
 
 class CheckedRouter:
-    """A checked answer on every learned context; a short fallback keeps the test quick."""
+    """A checked answer on every learned context, by all three voters (the anticipated answer
+    stands in for the nearest one); a short fallback keeps the test quick."""
 
     def decide(self, tenant: str, context: ContextRecord | None, query: str) -> RouteDecision:
         if context is None or not context.has_learned:
             return RouteDecision("full")
-        return RouteDecision("enriched", rung="answer", check_rung="brief", fallback_rung="brief")
+        return RouteDecision(
+            "enriched", rung="answer", check_rung="brief", check_answer="9", fallback_rung="brief"
+        )
 
 
 def test_a_checked_answer_streams_with_every_calls_usage(
