@@ -107,9 +107,10 @@ class Learned(Policy):
         shift = self.enriched_threshold_slope * (context.predictability - 0.5)
         short = query.words < self.enriched_max_words
         if short and query.enriched_confidence >= min(max(self.enriched_threshold - shift, 0), 1):
-            if self.check_rung < 0 and not self.check_anticipated:
+            # A second answer at the served answer's own rung is the same answer: no check.
+            check = self.check_rung if self.check_rung not in (-1, self.enriched_rung) else None
+            if check is None and not self.check_anticipated:
                 return QueryDecision("enriched", self.enriched_rung)
-            check = self.check_rung if self.check_rung >= 0 else None
             return QueryDecision(
                 "enriched", self.enriched_rung, check, self.full_rung, self.check_anticipated
             )

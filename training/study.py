@@ -23,7 +23,7 @@ from policies import Learned, Policy
 
 NEVER = 20.0  # the top of sleep_min_value's range: sleep only where p x queries >= 20
 ALWAYS = 0.0
-SEARCH_SPACE_VERSION = 4  # bump when `suggest` changes: a resumed study must not mix spaces
+SEARCH_SPACE_VERSION = 5  # bump when `suggest` changes: a resumed study must not mix spaces
 WORD_LIMITS = [6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 20.0, 25.0, 30.0, Learned.enriched_max_words]
 
 

@@ -115,6 +115,10 @@ def test_learned_can_check_its_cheap_answer_and_names_the_fallback() -> None:
     assert policy.route(ContextFeatures(), query) == QueryDecision("enriched", 0, 1, 4)
     unlearned = QueryFeatures(has_learned_context=False)
     assert policy.route(ContextFeatures(), unlearned) == QueryDecision("full", 4)  # no check
+    same = Learned(**{**policy.params(), "check_rung": 0})  # the served answer's own rung
+    assert same.route(ContextFeatures(), query) == QueryDecision("enriched", 0)
+    both = Learned(**{**same.params(), "check_anticipated": True})
+    assert both.route(ContextFeatures(), query) == QueryDecision("enriched", 0, None, 4, True)
 
 
 def test_policies_package_imports_nothing_of_ours_or_any_sdk() -> None:
