@@ -79,14 +79,35 @@ def create_app(
 
     app = FastAPI(title="sleeptime", version="0.1.0", lifespan=lifespan, telemetry=NO_TELEMETRY)
     _add_routes(app)
+    app.add_middleware(ChatFastPath)
     _add_error_handlers(app)
     openapi.document(app)
     return app
 
 
+CHAT = "/v1/chat/completions"
+
+
+class ChatFastPath:
+    """POST /v1/chat/completions straight to its handler, past Starlette's exception
+    middleware, FastAPI's exit stack and route matching, which the handler needs none of
+    (it turns its own errors into responses). Starlette's outermost middleware still
+    answers anything it raises with the 500 of `internal_error`."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == CHAT and scope["method"] == "POST":
+            response = await chat_completions(Request(scope, receive))
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def _add_routes(app: FastAPI) -> None:
     # A plain Starlette route for the hot path: no dependency solving per request.
-    app.router.add_route("/v1/chat/completions", chat_completions, methods=["POST"])
+    app.router.add_route(CHAT, chat_completions, methods=["POST"])
     app.add_api_route("/v1/models", routes.models, methods=["GET"])
     app.add_api_route("/v1/contexts", routes.register_context, methods=["POST"])
     app.add_api_route("/v1/contexts/{context_id}", routes.get_context, methods=["GET"])

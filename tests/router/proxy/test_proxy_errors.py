@@ -246,6 +246,27 @@ def test_oversized_context_passes_through_unstored(
         assert "x-sleeptime-context" not in response.headers
     registered = client.post("/v1/contexts", json={"context": "fact. " * 400})
     assert assert_openai_error(registered, 413)["code"] == "context_too_large"
+    client = make_client(max_inflight_per_key=1)  # a slot kept by a failed request shows
     state = client.app.state.proxy  # type: ignore[attr-defined]
     state.writer.flush()
     assert state.store.job_counts() == {}
+
+
+def test_a_bug_in_the_chat_handler_is_a_500_in_openai_shape(
+    make_client: Callable[..., TestClient], fake: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chat route skips Starlette's exception middleware for speed; its outermost one
+    must still answer an unforeseen error in OpenAI's shape and release the tenant's slot."""
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    client = make_client(max_inflight_per_key=1)  # a slot kept by a failed request shows
+    state = client.app.state.proxy  # type: ignore[attr-defined]
+    monkeypatch.setattr(state, "lookup", broken)
+    answering = TestClient(client.app, raise_server_exceptions=False)  # as a server would
+    for _ in range(3):
+        response = answering.post("/v1/chat/completions", json=GOOD)
+        assert assert_openai_error(response, 500)["code"] == "internal_error"
+    monkeypatch.undo()
+    assert_still_serving(client, fake)

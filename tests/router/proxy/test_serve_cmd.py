@@ -166,6 +166,7 @@ def test_bench_runs_end_to_end(
     assert bench_proxy.main(argv) == 0
     result = json.loads(capsys.readouterr().out)
     assert {"overhead_ms_p50", "overhead_ms_p99"} <= set(result) and result["at_concurrency"] == 4
+    assert result["lockstep"] is False  # clients start spread out unless told
     assert [level["proxy"]["requests"] for level in result["levels"]] == [40, 40]
 
 
