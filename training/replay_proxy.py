@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from policies import Prices
 from router.answers import answers_match, extract_answer
 from router.ladder import rung
 from router.local_server import free_port, start_local_server
@@ -56,6 +57,7 @@ from training.metrics import bootstrap_accuracy
 T_DEFAULT = 10.0
 SLEEP_WAIT_S = 1800.0
 API_KEY = "sk-replay"
+PRICES = Prices()  # the prompt and cached-prompt factors of full_cost
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class Asked:
     latency_s: float
     scores: str = ""  # the X-Sleeptime-Scores header: why the router chose the route
     check: str = ""  # X-Sleeptime-Check: whether two cheap answers agreed
+    cached_prompt_tokens: int = 0  # of prompt_tokens, read from the upstream's prefix cache
 
 
 @dataclass(frozen=True)
@@ -86,11 +89,17 @@ class Arm:
     prompt_tokens: float  # per query
     sleep_tokens: float  # per context
     cost: float  # amortized per query: t * test + sleep / queries of the context
+    # cost plus prompt tokens at t times Prices' prompt and cached-prompt factors: what an
+    # API that bills input tokens charges (sleep-time prompt tokens are not counted)
+    full_cost: float
+    cached_prompt_tokens: float  # per query
     latency_s: float  # median
     routes: dict[str, int]
 
 
-def summarize(name: str, asked: list[Asked], sleep_tokens: dict[str, int], t: float) -> Arm:
+def summarize(
+    name: str, asked: list[Asked], sleep_tokens: dict[str, int], t: float, prices: Prices = PRICES
+) -> Arm:
     """Pure: the arm's figures from what the client saw and what sleep time spent."""
     correct = np.array([a.correct for a in asked], dtype=bool)
     contexts = np.array([a.context for a in asked])
@@ -100,6 +109,7 @@ def summarize(name: str, asked: list[Asked], sleep_tokens: dict[str, int], t: fl
     cost = np.mean(
         [t * a.test_tokens + sleep_tokens.get(a.context, 0) / per_context[a.context] for a in asked]
     )
+    read = np.mean([_prompt_price(a, prices) for a in asked]) if asked else 0.0
     return Arm(
         name=name,
         queries=len(asked),
@@ -111,9 +121,17 @@ def summarize(name: str, asked: list[Asked], sleep_tokens: dict[str, int], t: fl
         prompt_tokens=round(float(np.mean([a.prompt_tokens for a in asked])), 2),
         sleep_tokens=round(sleep / max(len(per_context), 1), 2),
         cost=round(float(cost), 2),
+        full_cost=round(float(cost + t * read), 2),
+        cached_prompt_tokens=round(float(np.mean([a.cached_prompt_tokens for a in asked])), 2),
         latency_s=round(float(np.median([a.latency_s for a in asked])), 3),
         routes=dict(Counter(f"{a.route}:{a.rung}" if a.rung else a.route for a in asked)),
     )
+
+
+def _prompt_price(asked: Asked, prices: Prices) -> float:
+    """In completion tokens: fresh prompt tokens at `prices.prompt`, cached ones cheaper."""
+    fresh = asked.prompt_tokens - asked.cached_prompt_tokens
+    return prices.prompt * fresh + prices.cached_prompt * asked.cached_prompt_tokens
 
 
 def ratios(baseline: Arm, policy: Arm) -> dict[str, float | None]:
@@ -123,6 +141,7 @@ def ratios(baseline: Arm, policy: Arm) -> dict[str, float | None]:
     return {
         "test_token_ratio": ratio(baseline.test_tokens, policy.test_tokens),
         "cost_ratio": ratio(baseline.cost, policy.cost),
+        "full_cost_ratio": ratio(baseline.full_cost, policy.full_cost),
         "accuracy_difference": round(policy.accuracy - baseline.accuracy, 4),
     }
 
@@ -160,6 +179,8 @@ def ask(
     text = choice.message.content or ""
     truncated = choice.finish_reason == "length"
     usage = completion.usage
+    details = getattr(usage, "prompt_tokens_details", None) if usage else None
+    hits = int(getattr(details, "cached_tokens", 0) or 0)
     route = raw.headers.get("x-sleeptime-route", "full")
     return Asked(
         context=problem.id,
@@ -172,6 +193,7 @@ def ask(
         latency_s=latency,
         scores=raw.headers.get("x-sleeptime-scores", ""),
         check=raw.headers.get("x-sleeptime-check", ""),
+        cached_prompt_tokens=0 if route == "cached" else hits,
     )
 
 
@@ -318,7 +340,8 @@ def _line(arm: Arm) -> str:
         f"{arm.name:>12}: accuracy {arm.accuracy:.3f} [{arm.accuracy_low:.3f}, "
         f"{arm.accuracy_high:.3f}] on {arm.queries} queries / {arm.contexts} contexts; "
         f"test tokens/query {arm.test_tokens:.1f}, prompt {arm.prompt_tokens:.1f}; "
-        f"sleep tokens/context {arm.sleep_tokens:.1f}; cost/query {arm.cost:.1f}; "
+        f"sleep tokens/context {arm.sleep_tokens:.1f}; cost/query {arm.cost:.1f} "
+        f"({arm.full_cost:.1f} with prompt tokens, {arm.cached_prompt_tokens:.1f} cached); "
         f"routes {arm.routes}"
     )
 
@@ -326,5 +349,6 @@ def _line(arm: Arm) -> str:
 def _ratios_line(result: dict[str, Any]) -> str:
     return (
         f"pass-through / policy: test tokens {result['test_token_ratio']}x, amortized cost "
-        f"{result['cost_ratio']}x; accuracy difference {result['accuracy_difference']:+.3f}"
+        f"{result['cost_ratio']}x ({result['full_cost_ratio']}x with prompt tokens); "
+        f"accuracy difference {result['accuracy_difference']:+.3f}"
     )

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "router"))  # fake_
 
 from fake_upstream import FakeUpstream, Recorded, Reply, completion, usage_body
 
-from policies import save
+from policies import Prices, save
 from policies.builtin import Threshold
 from router.ladder import rung
 from router.settings import Settings
@@ -40,6 +40,16 @@ def test_summary_amortizes_sleep_over_each_contexts_queries() -> None:
     assert arm.routes == {"full": 2, "cached": 1}
 
 
+def test_full_cost_charges_prompt_tokens_and_discounts_cached_ones() -> None:
+    fresh = Asked("a", "a/q0", "full", "", True, 10, 400, 0.5)
+    cached = Asked("a", "a/q1", "enriched", "", True, 10, 400, 0.5, cached_prompt_tokens=300)
+    arm = summarize("policy", [fresh, cached], {}, t=10.0, prices=Prices(10.0, 0.25, 0.125))
+    assert arm.cost == 100.0
+    # a/q0: 10 * 0.25 * 400; a/q1: 10 * (0.25 * 100 + 0.125 * 300)
+    assert arm.full_cost == pytest.approx(100 + (1000 + 625) / 2)
+    assert arm.cached_prompt_tokens == 150.0
+
+
 def test_ratios_compare_against_pass_through() -> None:
     base = summarize("pass-through", [asked("a", True, 300), asked("b", False, 300)], {}, 10.0)
     policy = summarize("policy", [asked("a", True, 30), asked("b", False, 60)], {"a": 90}, 10.0)
@@ -47,6 +57,9 @@ def test_ratios_compare_against_pass_through() -> None:
     assert result["test_token_ratio"] == pytest.approx(300 / 45, abs=1e-3)
     assert result["cost_ratio"] == pytest.approx(3000 / ((300 + 90 + 600) / 2), abs=1e-3)
     assert result["accuracy_difference"] == 0.0
+    assert result["full_cost_ratio"] == pytest.approx(
+        (3000 + 250) / ((300 + 90 + 600) / 2 + 250), abs=1e-3
+    )
 
 
 SLEEP_TEXT = """NOTES:
