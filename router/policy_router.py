@@ -124,7 +124,7 @@ class PolicyRouter:
             "n_anticipated": len(anticipated),
             "context_agreement": float(np.mean(agreements)),
             "context_consistency": float(np.mean([a == 1.0 for a in agreements])),
-            "truncated_passes": 0,
+            "truncated_passes": context.truncated_passes,
             "context_words": len(words),
             "context_numbers": sum(any(c.isdigit() for c in w) for w in words),
         }, best

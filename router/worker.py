@@ -150,7 +150,7 @@ class SleepWorker:
 
 def _stored(learned: LearnedContext) -> Learned:
     anticipated = [dataclasses.asdict(a) for a in learned.anticipated]
-    return Learned(learned.text, anticipated, learned.sleep_tokens)
+    return Learned(learned.text, anticipated, learned.sleep_tokens, learned.truncated_passes)
 
 
 async def _in_daemon_thread(fn: Callable[..., T], *args: object) -> T:

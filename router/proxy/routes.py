@@ -110,6 +110,7 @@ def context_view(record: ContextRecord) -> dict[str, Any]:
         "learned_context": record.learned,
         "anticipated": record.anticipated or [],
         "sleep_tokens": record.sleep_tokens,
+        "truncated_passes": record.truncated_passes,
         "error": record.error,
         "updated": record.updated,
     }

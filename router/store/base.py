@@ -77,6 +77,9 @@ class ContextRecord:
     # Queries the client expects this context to serve, given at registration: the policy's
     # sleep rule weighs sleep-time work against it before the queries have arrived.
     expected_queries: float | None = None
+    # Sleep passes of `learned` cut off by their token budget: an estimator feature, so the
+    # proxy scores a context as collect's tables did when the estimators were fit.
+    truncated_passes: int = 0
 
     @property
     def has_learned(self) -> bool:
@@ -101,6 +104,7 @@ class Learned:
     text: str
     anticipated: list[dict[str, Any]]
     sleep_tokens: int
+    truncated_passes: int = 0
 
 
 class Store(Protocol):

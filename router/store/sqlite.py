@@ -31,8 +31,9 @@ from router.store.base import (
     Source,
     StoreError,
 )
+from router.store.sqlite_reports import window_aggregates
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS requests (
@@ -45,7 +46,8 @@ CREATE TABLE IF NOT EXISTS contexts (
     tenant TEXT NOT NULL, context_id TEXT NOT NULL, version INTEGER NOT NULL, text TEXT NOT NULL,
     source TEXT NOT NULL, seen INTEGER NOT NULL, sleep_status TEXT, learned TEXT,
     anticipated TEXT, sleep_tokens INTEGER NOT NULL DEFAULT 0, error TEXT, updated REAL NOT NULL,
-    expected_queries REAL, PRIMARY KEY (tenant, context_id));
+    expected_queries REAL, truncated_passes INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant, context_id));
 CREATE TABLE IF NOT EXISTS sleep_jobs (
     job_id INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, context_id TEXT NOT NULL,
     version INTEGER NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
@@ -56,12 +58,16 @@ CREATE TABLE IF NOT EXISTS feedback (
     tenant TEXT NOT NULL, request_id TEXT NOT NULL, correct INTEGER NOT NULL, time REAL NOT NULL,
     PRIMARY KEY (tenant, request_id));
 """
+# Version n -> n + 1, in place: an older file keeps its data and gains the new column.
+_UPGRADES = {
+    1: "ALTER TABLE contexts ADD COLUMN expected_queries REAL",
+    2: "ALTER TABLE contexts ADD COLUMN truncated_passes INTEGER NOT NULL DEFAULT 0",
+}
 _RECORD_COLUMNS = ", ".join(f.name for f in dataclasses.fields(RequestRecord))
 _CONTEXT_COLUMNS = ", ".join(f.name for f in dataclasses.fields(ContextRecord))
 _JOB_COLUMNS = "job_id, tenant, context_id, version, status, attempts, error"
 _ANY_QUEUED = "SELECT 1 FROM sleep_jobs WHERE status = 'queued' LIMIT 1"
 _MARK = "SELECT (SELECT MAX(rowid) FROM requests), (SELECT MAX(rowid) FROM feedback)"
-_IN_RANGE = "FROM requests WHERE rowid > ? AND rowid <= ?"  # rowids only grow: see `mark`
 
 
 class SqliteStore:
@@ -179,12 +185,13 @@ class SqliteStore:
             _set_job(db, job.job_id, "done", None)
             db.execute(
                 "UPDATE contexts SET learned = ?, anticipated = ?, sleep_tokens = ?,"
-                " sleep_status = 'done', error = NULL, updated = ?"
+                " truncated_passes = ?, sleep_status = 'done', error = NULL, updated = ?"
                 " WHERE tenant = ? AND context_id = ? AND version = ?",
                 (
                     learned.text,
                     json.dumps(learned.anticipated),
                     learned.sleep_tokens,
+                    learned.truncated_passes,
                     time.time(),
                     job.tenant,
                     job.context_id,
@@ -220,17 +227,8 @@ class SqliteStore:
         return Mark(row[0] or 0, row[1] or 0, time.time() if at is None else at)
 
     def aggregates(self, start: Mark, end: Mark) -> Aggregates:
-        rows = (start.requests, end.requests)
         with self._snapshot() as db:
-            statuses = _counts(db, "status / 100", rows)
-            return Aggregates(
-                **_request_totals(db, rows),
-                by_route=_counts(db, "route", rows),
-                by_status={f"{status}xx": n for status, n in statuses.items()},
-                **_latencies(db, rows),
-                feedback_by_route=_feedback(db, (start.feedback, end.feedback)),
-                **_sleep_work(db, start.time, end.time),
-            )
+            return window_aggregates(db, start, end)
 
     def labeled_requests(self, tenant: str | None = None) -> list[tuple[RequestRecord, bool]]:
         columns = ", ".join(f"r.{name}" for name in _RECORD_COLUMNS.split(", "))
@@ -322,72 +320,21 @@ class SqliteStore:
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
             version = self._schema_version(db)
-            if version == 1:  # 2 added contexts.expected_queries
-                db.execute("ALTER TABLE contexts ADD COLUMN expected_queries REAL")
-                db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
-            elif version is not None and version > SCHEMA_VERSION:
+            if version is not None and version > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path} has schema version {version}; this sleeptime knows "
                     f"{SCHEMA_VERSION}: upgrade sleeptime or use another --db"
+                )
+            for step in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
+                db.execute(_UPGRADES[step])
+                db.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(step + 1),)
                 )
 
     @staticmethod
     def _schema_version(db: sqlite3.Connection) -> int | None:
         row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return int(row[0]) if row else None
-
-
-def _request_totals(db: sqlite3.Connection, rows: tuple[int, int]) -> dict[str, int | float]:
-    row = db.execute(
-        "SELECT COUNT(*), COUNT(DISTINCT tenant), TOTAL(prompt_tokens), TOTAL(completion_tokens),"
-        f" TOTAL(cached_tokens), TOTAL(cost) {_IN_RANGE}",
-        rows,
-    ).fetchone()
-    names = ("requests", "tenants", "prompt_tokens", "completion_tokens", "cached_tokens")
-    return {
-        **{name: int(value) for name, value in zip(names, row[:5], strict=True)},
-        "cost": row[5],
-    }
-
-
-def _counts(db: sqlite3.Connection, expression: str, rows: tuple[int, int]) -> dict[str, int]:
-    sql = f"SELECT {expression}, COUNT(*) {_IN_RANGE} GROUP BY 1 ORDER BY 1"
-    return {str(key): n for key, n in db.execute(sql, rows)}
-
-
-def _latencies(db: sqlite3.Connection, rows: tuple[int, int]) -> dict[str, float | None]:
-    """Nearest-rank percentiles, sorted by SQLite: no list of latencies comes into Python."""
-    answered = f"{_IN_RANGE} AND status < 400"
-    n = db.execute(f"SELECT COUNT(*) {answered}", rows).fetchone()[0]
-    nth = f"SELECT latency_ms {answered} ORDER BY latency_ms LIMIT 1 OFFSET ?"
-    return {
-        f"latency_p{p}_ms": db.execute(nth, (*rows, -(-p * n // 100) - 1)).fetchone()[0]
-        if n
-        else None
-        for p in (50, 95)
-    }
-
-
-def _feedback(db: sqlite3.Connection, rows: tuple[int, int]) -> dict[str, tuple[int, int]]:
-    sql = (
-        "SELECT r.route, COUNT(*), SUM(f.correct) FROM feedback f JOIN requests r"
-        " ON r.tenant = f.tenant AND r.request_id = f.request_id"
-        " WHERE f.rowid > ? AND f.rowid <= ? GROUP BY r.route ORDER BY r.route"
-    )
-    return {route: (n, correct) for route, n, correct in db.execute(sql, rows)}
-
-
-def _sleep_work(db: sqlite3.Connection, since: float, until: float) -> dict[str, int]:
-    """Tokens of the version a job learned; a failed job stored none."""
-    sql = (
-        "SELECT j.status, COUNT(*), TOTAL(c.sleep_tokens) FROM sleep_jobs j LEFT JOIN contexts c"
-        " ON j.status = 'done' AND c.tenant = j.tenant AND c.context_id = j.context_id"
-        " AND c.version = j.version WHERE j.status IN ('done', 'failed')"
-        " AND j.updated > ? AND j.updated <= ? GROUP BY j.status"
-    )
-    found = {status: (n, int(tokens)) for status, n, tokens in db.execute(sql, (since, until))}
-    done, failed = found.get("done", (0, 0)), found.get("failed", (0, 0))
-    return {"sleep_done": done[0], "sleep_failed": failed[0], "sleep_tokens": done[1]}
 
 
 def _exists(db: sqlite3.Connection, table: str, tenant: str, request_id: str) -> bool:
@@ -416,7 +363,7 @@ def _new_version(db: sqlite3.Connection, known: ContextRecord, text: str) -> Non
     db.execute(
         "UPDATE contexts SET version = version + 1, text = ?, source = 'explicit',"
         " sleep_status = NULL, learned = NULL, anticipated = NULL, sleep_tokens = 0,"
-        " error = NULL, updated = ? WHERE tenant = ? AND context_id = ?",
+        " truncated_passes = 0, error = NULL, updated = ? WHERE tenant = ? AND context_id = ?",
         (text, time.time(), known.tenant, known.context_id),
     )
     db.execute(

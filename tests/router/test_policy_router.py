@@ -48,6 +48,7 @@ def context(
     *,
     seen: int = 3,
     expected: float | None = None,
+    truncated: int = 0,
 ) -> ContextRecord:
     return ContextRecord(
         "t",
@@ -63,6 +64,7 @@ def context(
         None,
         0.0,
         expected,
+        truncated,
     )
 
 
@@ -85,6 +87,13 @@ def test_close_query_is_served_the_anticipated_answer() -> None:
     decision = ROUTER.decide("t", context(ANTICIPATED), "How much money at the market?")
     assert decision.route == "cached" and decision.answer == "18"
     assert decision.scores["cached"] > 0.9 and decision.scores["similarity"] > 0.99
+
+
+def test_the_context_features_carry_the_stored_truncated_passes() -> None:
+    """collect's tables carry it, so the estimators were fit on it: serving must too."""
+    for truncated in (0, 2):
+        features, _ = ROUTER.features(context(ANTICIPATED, truncated=truncated), "How many?")
+        assert features["truncated_passes"] == truncated
 
 
 def test_far_query_goes_to_the_learned_context_at_the_policy_rung() -> None:

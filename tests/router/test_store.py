@@ -32,7 +32,7 @@ CREATE TABLE contexts (
     PRIMARY KEY (tenant, context_id));
 """
 
-LEARNED = Learned("Notes:\n- 9 eggs", [{"question": "How many?", "answer": "9"}], 40)
+LEARNED = Learned("Notes:\n- 9 eggs", [{"question": "How many?", "answer": "9"}], 40, 1)
 
 
 class StoreContract:
@@ -103,8 +103,16 @@ class StoreContract:
         context = self.store.get_context("t1", "doc")
         assert context is not None and context.sleep_status == "done"
         assert (context.learned, context.anticipated) == (LEARNED.text, LEARNED.anticipated)
-        assert context.sleep_tokens == 40
+        assert (context.sleep_tokens, context.truncated_passes) == (40, 1)
         assert self.store.job_counts() == {"done": 1}
+
+    def test_a_new_version_forgets_what_was_learned_of_the_old(self) -> None:
+        self.store.register_context("t1", "doc", "a")
+        self.store.queue_sleep("t1", "doc", 1)
+        self.store.finish_job(self.store.claim_job(), LEARNED)  # type: ignore[arg-type]
+        changed = self.store.register_context("t1", "doc", "b")
+        assert changed.version == 2 and not changed.has_learned
+        assert (changed.learned, changed.sleep_tokens, changed.truncated_passes) == (None, 0, 0)
 
     def test_fail_keeps_the_reason(self) -> None:
         self.store.register_context("t1", "doc", "a")
@@ -206,7 +214,12 @@ class TestSqliteStore(StoreContract):
         kept = store.get_context("t1", "doc")
         assert kept is not None and (kept.version, kept.text, kept.seen) == (3, "kept", 5)
         assert store.register_context("t1", "doc", "kept", 7.0).expected_queries == 7.0
-        assert store.integrity_problems() == []
+        assert kept.truncated_passes == 0  # columns of later versions get their defaults
+        store.queue_sleep("t1", "doc", 3)
+        store.finish_job(store.claim_job(), LEARNED)  # type: ignore[arg-type]
+        learned = store.get_context("t1", "doc")
+        assert learned is not None and learned.truncated_passes == 1
+        assert store.integrity_problems() == []  # includes: schema now at SCHEMA_VERSION
         store.close()
 
     def test_not_a_database_is_refused(self, tmp_path: Path) -> None:

@@ -19,9 +19,9 @@ class FakeSleepBackend:
 
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
-        self.replies: list[str | Exception] = []
+        self.replies: list[str | Exception | ChatResult] = []
 
-    def enqueue(self, *replies: str | Exception) -> FakeSleepBackend:
+    def enqueue(self, *replies: str | Exception | ChatResult) -> FakeSleepBackend:
         self.replies.extend(replies)
         return self
 
@@ -30,6 +30,8 @@ class FakeSleepBackend:
         reply = self.replies.pop(0) if self.replies else SLEEP_REPLY
         if isinstance(reply, Exception):
             raise reply
+        if isinstance(reply, ChatResult):
+            return reply
         return ChatResult(reply, "stop", Usage(100, 40), 0.01, model)
 
 

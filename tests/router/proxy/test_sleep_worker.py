@@ -15,6 +15,7 @@ from proxy_fakes import SLEEP_REPLY, FakeSleepBackend
 from router.errors import UpstreamTimeout
 from router.proxy.routing import EnrichedRouter
 from router.store import SqliteStore
+from router.upstream import ChatResult, Usage
 from router.worker import SleepWorker, fixed_budget
 
 DOC = "Janet's ducks lay 16 eggs per day. She eats 3 for breakfast and bakes with 4."
@@ -59,6 +60,16 @@ def test_k_passes_per_the_budget(tmp_path: Path, sleeper: FakeSleepBackend) -> N
     assert [c["seed"] for c in sleeper.calls] == [0, 1, 2]
     assert {c["max_tokens"] for c in sleeper.calls} == {99}
     assert store.get_context("t1", "a").sleep_tokens == 120  # type: ignore[union-attr]
+
+
+def test_passes_cut_off_by_their_budget_are_counted(
+    tmp_path: Path, sleeper: FakeSleepBackend
+) -> None:
+    store = queued_store(tmp_path, "a")
+    sleeper.enqueue(ChatResult(SLEEP_REPLY, "length", Usage(100, 64), 0.01, "m"), SLEEP_REPLY)
+    drain(SleepWorker(store, sleeper, "m", budget=fixed_budget(passes=2, max_tokens=64)), store)
+    context = store.get_context("t1", "a")
+    assert context is not None and context.truncated_passes == 1
 
 
 def test_failure_marks_failed_with_reason(tmp_path: Path, sleeper: FakeSleepBackend) -> None:
