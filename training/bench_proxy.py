@@ -386,6 +386,8 @@ def parser() -> argparse.ArgumentParser:
     bench_scoring.add_parser(sub)
     sub.add_parser("replay", add_help=False, help="a dataset through the proxy: pass-through vs "
                    "the trained policy (`sleeptime bench replay --help`)")  # fmt: skip
+    sub.add_parser("pool", add_help=False, help="several replay files as one sample, paired "
+                   "difference and all (`sleeptime bench pool --help`)")  # fmt: skip
     upstream = sub.add_parser("upstream")  # the fake upstream's process
     upstream.add_argument("--port", type=int, required=True)
     upstream.add_argument("--delay-ms", type=float, default=0.0)
@@ -398,6 +400,10 @@ def main(argv: list[str] | None = None) -> int:
         from training import replay_proxy
 
         return replay_proxy.main(argv[1:])
+    if argv[:1] == ["pool"]:
+        from training import replay_pool
+
+        return replay_pool.main(argv[1:])
     args = parser().parse_args(argv)
     if args.what == "soak":
         return bench_soak.main(args)

@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("training.export_cmd", "the proxy's labeled requests as an outcome table"),
     "bench": (
         "training.bench_proxy",
-        "`bench proxy|soak|scoring|replay`: overhead, soak, router time, savings",
+        "`bench proxy|soak|scoring|replay|pool`: overhead, soak, router time, savings",
     ),
 }
 
