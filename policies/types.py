@@ -42,6 +42,9 @@ class Prices:
     test_ratio: float = 10.0  # the paper's t: a test-time token costs t sleep-time tokens
     prompt: float = 0.25  # per prompt token, relative to a completion token
     cached_prompt: float = 0.125
+    # True: `cost` is the price-table cost, prompt tokens charged as in `full_cost` (what an
+    # API that bills input tokens charges); False: the paper's cost, completion tokens only.
+    charge_prompt: bool = False
 
 
 @dataclass(frozen=True)

@@ -283,6 +283,7 @@ def score(table: ReplayTable, d: Decisions, prices: Prices = DEFAULT_PRICES) -> 
     cost = t * completion + amortized
     full_cost = t * (completion + prices.prompt * (prompt - hit) + prices.cached_prompt * hit)
     full_cost = full_cost + amortized + prices.prompt * amortized_prompt
+    cost = full_cost if prices.charge_prompt else cost
     n_cached = max(int(cached.sum()), 1)
     return ReplayResult(
         accuracy=float(correct.mean()),

@@ -55,6 +55,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--t", type=float, default=None, help="test/sleep token price ratio")
     parser.add_argument(
+        "--charge-prompt",
+        action="store_true",
+        help="the cost searched and reported charges prompt tokens too (cached ones at a "
+        "discount), as an API that bills input tokens does; default: the paper's cost",
+    )
+    parser.add_argument(
         "--storage",
         default="mlruns/optuna.journal",
         help="journal file, or an RDB URL (sqlite:///..., postgresql://...)",
@@ -72,7 +78,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = load_settings(args.config)
-    prices = Prices(test_ratio=args.t if args.t is not None else settings.test_token_price_ratio)
+    prices = Prices(
+        test_ratio=args.t if args.t is not None else settings.test_token_price_ratio,
+        charge_prompt=args.charge_prompt,
+    )
     outcomes, features, rows = load_rows(args.outcomes)
     table = replay_table(outcomes, features, rows, seed=args.seed)
     train, val, test = (
@@ -100,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(seconds, 2),
         "replayed_queries": len(train.query_ids),
         "t": prices.test_ratio,
+        "charge_prompt": prices.charge_prompt,
         "policy_file": str(save(chosen, _ensure_parent(args.out))),
         "estimators_file": str(_save_estimators(args.out, outcomes, rows)),
         "policy": chosen.to_dict(),
@@ -151,6 +161,7 @@ def _objective(policy: Policy, table: ReplayTable, prices: Prices) -> tuple[floa
 def _study_name(args: argparse.Namespace) -> str:
     """A study resumes only the same search: its space's version is part of the name."""
     mode = f"min-acc-{args.min_accuracy}" if args.min_accuracy is not None else "pareto"
+    mode += "-prompt-charged" if args.charge_prompt else ""  # another objective, another study
     inputs = "+".join(p.name for p in args.outcomes)
     return f"{inputs}-{mode}-seed{args.seed}-space{SEARCH_SPACE_VERSION}"
 
@@ -257,6 +268,7 @@ def _log_mlflow(
                 "trials": args.trials,
                 "min_accuracy": args.min_accuracy,
                 "t": prices.test_ratio,
+                "charge_prompt": prices.charge_prompt,
                 "outcomes": [str(p) for p in args.outcomes],
                 "seed": args.seed,
             }

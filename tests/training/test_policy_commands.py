@@ -97,6 +97,19 @@ def test_train_finds_the_cheaper_policy_at_equal_accuracy(
     assert len(children) == 120
 
 
+def test_train_can_charge_prompt_tokens_in_its_own_study(
+    table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [str(table), "--trials", "60", "--storage", str(tmp_path / "optuna.journal"),
+            "--out", str(tmp_path / "policy.json"), "--no-mlflow"]  # fmt: skip
+    paper = run_json(train_cmd.main, argv, capsys)
+    charged = run_json(train_cmd.main, [*argv, "--charge-prompt"], capsys)
+    assert charged["study"] != paper["study"] and charged["trials_this_run"] == 60
+    assert charged["charge_prompt"] and not paper["charge_prompt"]
+    assert charged["test_cost"] == pytest.approx(charged["test_full_cost"])
+    assert paper["test_cost"] < paper["test_full_cost"]  # the synthetic table has prompts
+
+
 def test_evaluate_replays_a_policy_file_beside_the_builtins(
     table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

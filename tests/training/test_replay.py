@@ -38,6 +38,8 @@ def test_test_time_only_reads_the_full_route(table) -> None:
     assert (cheap.accuracy, rich.accuracy) == (0.0, 1.0)
     assert rich.cost == pytest.approx(10 * 300) and rich.sleep_tokens == 0
     assert rich.full_cost == pytest.approx(10 * (300 + 0.25 * 60 + 0.125 * 40))
+    charged = evaluate(TestTimeOnly(1), table, Prices(charge_prompt=True))
+    assert charged.cost == charged.full_cost == rich.full_cost  # the price-table cost
 
 
 def test_always_sleep_amortizes_sleep_tokens_over_the_context(table) -> None:
