@@ -25,15 +25,16 @@ tokens (completion tokens the model spent answering) and prompt tokens per
 query, sleep tokens per context, the amortized cost per query (t * test +
 sleep / queries of that context, t = 10 as in `report`), routes taken, and the
 ratios policy / pass-through. Use contexts the policy was not trained on:
-`--offset` past the collected table.
+`--offset` past the collected table. A killed replay resumes: run the same command
+again and it asks only the queries it had not got back (`training/replay_progress.py`).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -53,6 +54,7 @@ from router.sleep import TEMPLATES, SleepBudget
 from training.datasets import load_dataset
 from training.datasets.types import StatefulProblem
 from training.metrics import bootstrap_accuracy
+from training.replay_progress import Progress, WorkMismatch, work_folder
 
 T_DEFAULT = 10.0
 SLEEP_WAIT_S = 1800.0
@@ -249,15 +251,20 @@ def run_arm(
         sleep_prompt=args.sleep_prompt,
     )
     router = _policy_router(args) if policy else None
+    progress = Progress(folder / f"{name}.asked.jsonl", Asked)
+    done = progress.load()  # what a killed run of these inputs had already got back
+    jobs = [(p, i) for p in problems for i in range(len(p.queries))]
+    todo = [(p, i) for p, i in jobs if (p.id, p.queries[i].id) not in done]
     with ServerThread(create_app(config, router=router), free_port()) as server:
         spent = register_and_wait(server.url, problems) if policy else {}
         client = openai.OpenAI(base_url=server.url, api_key=API_KEY, timeout=900)
-        jobs = [(p, i) for p in problems for i in range(len(p.queries))]
         with ThreadPoolExecutor(args.concurrency) as pool:
-            asked = list(
-                pool.map(lambda job: ask(client, *job, args.client_rung, delegate=policy), jobs)
-            )
-    return asked, spent
+            for a in pool.map(
+                lambda job: progress.add(ask(client, *job, args.client_rung, delegate=policy)),
+                todo,
+            ):
+                done[(a.context, a.query)] = a
+    return [done[(p.id, p.queries[i].id)] for p, i in jobs], spent
 
 
 def _policy_router(args: argparse.Namespace) -> Any:
@@ -299,6 +306,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--upstream-url", default=None)
     p.add_argument("--config", default=None)
     p.add_argument("--out", type=Path, default=None, help="write the JSON summary here")
+    p.add_argument("--work", type=Path, default=None,
+                   help="kept so a killed replay resumes (default: OUT.work beside --out; "
+                   "without --out, a temporary folder)")  # fmt: skip
     p.add_argument("--json", action="store_true")
     return p
 
@@ -312,13 +322,18 @@ def main(argv: list[str] | None = None) -> int:
     problems = [p for p in loaded if p.has_context][args.offset : args.offset + args.limit]
     arms: dict[str, Arm] = {}
     answered: dict[str, list[dict[str, Any]]] = {}
-    with upstream(settings) as live, tempfile.TemporaryDirectory(prefix="replay-") as tmp:
-        for name in ("pass-through", "policy"):
-            asked, spent = run_arm(name, live, problems, args, Path(tmp))
-            arms[name] = summarize(name, asked, spent, args.t)
-            answered[name] = [asdict(a) for a in asked]
-            if not args.json:
-                print(_line(arms[name]), flush=True)
+    work = args.work or (args.out.with_suffix(".work") if args.out else None)
+    try:
+        folders = work_folder(work, _inputs(args, settings))
+        with folders as folder, upstream(settings) as live:
+            for name in ("pass-through", "policy"):
+                asked, spent = run_arm(name, live, problems, args, folder)
+                arms[name] = summarize(name, asked, spent, args.t)
+                answered[name] = [asdict(a) for a in asked]
+                if not args.json:
+                    print(_line(arms[name]), flush=True)
+    except WorkMismatch as exc:
+        raise SystemExit(f"sleeptime bench replay: {exc}") from exc
     result = {
         "dataset": args.dataset,
         "offset": args.offset,
@@ -333,6 +348,27 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps(result | {"queries": answered}, indent=2) + "\n")
     print(json.dumps(result, indent=2) if args.json else _ratios_line(result))
     return 0
+
+
+def _inputs(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """What decides the answers: a work folder resumes only a replay of these."""
+    from router.predictability import estimators_for
+
+    files = {"policy": args.policy, "estimators": args.estimators or estimators_for(args.policy)}
+    return {
+        "dataset": args.dataset,
+        "offset": args.offset,
+        "limit": args.limit,
+        "client_rung": args.client_rung,
+        "sleep_passes": args.sleep_passes,
+        "sleep_prompt": args.sleep_prompt,
+        "model": settings.upstream_url or settings.local_model,
+        **{f"{k}_sha256": _sha256(v) for k, v in files.items() if Path(v).exists()},
+    }
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _line(arm: Arm) -> str:

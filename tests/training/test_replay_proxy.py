@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from policies.builtin import Threshold
 from router.ladder import rung
 from router.settings import Settings
 from training.datasets import load_dataset
+from training.replay_progress import WorkMismatch, work_folder
 from training.replay_proxy import Asked, ratios, run_arm, summarize
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,3 +119,48 @@ def test_replay_through_the_proxy(tmp_path: Path) -> None:
     assert slept == {"c0": 40, "c1": 40}
     assert {a.route for a in routed} == {"cached"} and all(a.correct for a in routed)
     assert all(a.test_tokens == 0 for a in routed)
+
+
+def problems_file(tmp_path: Path) -> Path:
+    data = tmp_path / "data.jsonl"
+    context = "Janet's ducks lay 16 eggs per day. She eats 3 and bakes with 4."
+    lines = [
+        {"id": f"c{i}", "context": context + f" (day {i})", "queries": [
+            {"question": "How many eggs does Janet sell?", "answer": "9"},
+            {"question": "How many eggs does Janet sell each day?", "answer": "9"},
+        ]}
+        for i in range(2)
+    ]  # fmt: skip
+    data.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    return data
+
+
+def test_a_killed_replay_asks_only_what_it_had_not_got_back(tmp_path: Path) -> None:
+    problems = load_dataset(problems_file(tmp_path))
+    first = problems[0]
+    kept = Asked(first.id, first.queries[0].id, "full", "", False, 7, 70, 1.0)
+    progress = tmp_path / "pass-through.asked.jsonl"
+    progress.write_text(json.dumps(asdict(kept)) + '\n{"context": "c1", "que')  # torn by a kill
+    args = argparse.Namespace(client_rung="steps", sleep_passes=1, sleep_prompt="solve",
+                              concurrency=2)  # fmt: skip
+    with FakeUpstream(fallback=model) as fake:
+        settings = Settings(cache_dir=tmp_path, upstream_url=fake.url, upstream_model="fake")
+        asked, _ = run_arm("pass-through", settings, problems, args, tmp_path)
+    posts = [r for r in fake.requests if r.method == "POST"]
+    assert len(posts) == 3  # 4 queries, 1 already answered
+    assert [a.query for a in asked] == [q.id for p in problems for q in p.queries]
+    assert asked[0] == kept and all(a.correct for a in asked[1:])
+    again = [line for line in progress.read_text().splitlines() if line.endswith("}")]
+    assert len(again) == 4  # every answer is on disk for the next run
+
+
+def test_a_work_folder_of_other_inputs_is_refused(tmp_path: Path) -> None:
+    with work_folder(tmp_path / "w", {"offset": 50, "limit": 24}) as folder:
+        (folder / "policy.asked.jsonl").write_text("")
+    with work_folder(tmp_path / "w", {"offset": 50, "limit": 24}) as folder:
+        assert (folder / "policy.asked.jsonl").exists()  # resumed
+    with (
+        pytest.raises(WorkMismatch, match="offset differ"),
+        work_folder(tmp_path / "w", {"offset": 74, "limit": 24}),
+    ):
+        pass
