@@ -83,11 +83,8 @@ def model(request: Recorded) -> Reply:
     return completion(reply, usage=usage_body(120, 40))
 
 
-@pytest.mark.integration
-@pytest.mark.timeout(300)
-def test_replay_through_the_proxy(tmp_path: Path) -> None:
-    """Both arms through real proxies and the real openai client; the policy arm registers,
-    sleeps, and routes with the committed estimators and real embeddings."""
+def problems_file(tmp_path: Path) -> Path:
+    """Two contexts of two questions each, every answer 9."""
     data = tmp_path / "data.jsonl"
     context = "Janet's ducks lay 16 eggs per day. She eats 3 and bakes with 4."
     lines = [
@@ -98,7 +95,15 @@ def test_replay_through_the_proxy(tmp_path: Path) -> None:
         for i in range(2)
     ]  # fmt: skip
     data.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
-    problems = load_dataset(data)
+    return data
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_replay_through_the_proxy(tmp_path: Path) -> None:
+    """Both arms through real proxies and the real openai client; the policy arm registers,
+    sleeps, and routes with the committed estimators and real embeddings."""
+    problems = load_dataset(problems_file(tmp_path))
     policy = save(Threshold(cached_threshold=0.0), tmp_path / "policy.json")  # always cache
     args = argparse.Namespace(
         policy=policy,
@@ -119,20 +124,6 @@ def test_replay_through_the_proxy(tmp_path: Path) -> None:
     assert slept == {"c0": 40, "c1": 40}
     assert {a.route for a in routed} == {"cached"} and all(a.correct for a in routed)
     assert all(a.test_tokens == 0 for a in routed)
-
-
-def problems_file(tmp_path: Path) -> Path:
-    data = tmp_path / "data.jsonl"
-    context = "Janet's ducks lay 16 eggs per day. She eats 3 and bakes with 4."
-    lines = [
-        {"id": f"c{i}", "context": context + f" (day {i})", "queries": [
-            {"question": "How many eggs does Janet sell?", "answer": "9"},
-            {"question": "How many eggs does Janet sell each day?", "answer": "9"},
-        ]}
-        for i in range(2)
-    ]  # fmt: skip
-    data.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
-    return data
 
 
 def test_a_killed_replay_asks_only_what_it_had_not_got_back(tmp_path: Path) -> None:
