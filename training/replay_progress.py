@@ -45,7 +45,7 @@ class Progress(Generic[T]):
             try:
                 data = json.loads(line)
                 item = self.row(**{k: v for k, v in data.items() if k in names})
-            except (json.JSONDecodeError, TypeError):
+            except (json.JSONDecodeError, TypeError, AttributeError):
                 continue  # a torn line: that query is asked again
             done[(data["context"], data["query"])] = item
         return done
