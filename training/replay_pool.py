@@ -183,7 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         result = pool(load(args.files))
-    except (PoolError, KeyError, OSError, json.JSONDecodeError) as exc:
-        raise SystemExit(f"sleeptime bench pool: {exc!r}") from exc
+    except KeyError as exc:
+        raise SystemExit(
+            f"sleeptime bench pool: not a `bench replay --out` file: no {exc}"
+        ) from exc
+    except (PoolError, OSError, json.JSONDecodeError) as exc:
+        raise SystemExit(f"sleeptime bench pool: {exc}") from exc
     print(json.dumps(result, indent=2) if args.json else _text(result))
     return 0

@@ -109,6 +109,14 @@ def test_arms_that_asked_different_queries_are_refused(two_files, capsys) -> Non
         main([str(f) for f in files])
 
 
+def test_a_file_that_is_no_replay_is_named_in_the_error(tmp_path: Path) -> None:
+    (tmp_path / "other.json").write_text(json.dumps({"t": 10.0}))
+    with pytest.raises(SystemExit, match="not a `bench replay --out` file: no 'queries'"):
+        main([str(tmp_path / "other.json")])
+    with pytest.raises(SystemExit, match=r"missing\.json"):
+        main([str(tmp_path / "missing.json")])
+
+
 def test_main_prints_both_arms_and_the_ratios(two_files, capsys) -> None:
     files, *_ = two_files
     assert main([str(f) for f in files]) == 0
