@@ -8,7 +8,7 @@ policy scored by replay behaves the same in the proxy.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Route = Literal["cached", "enriched", "full"]
 ROUTES: tuple[Route, ...] = ("cached", "enriched", "full")
@@ -45,6 +45,11 @@ class Prices:
     # True: `cost` is the price-table cost, prompt tokens charged as in `full_cost` (what an
     # API that bills input tokens charges); False: the paper's cost, completion tokens only.
     charge_prompt: bool = False
+
+    def prompt_price(self, prompt: Any, cached: Any) -> Any:
+        """Prompt tokens in completion tokens: fresh ones at `prompt`, cached ones (of `prompt`)
+        at `cached_prompt`. Numbers or numpy arrays alike."""
+        return self.prompt * (prompt - cached) + self.cached_prompt * cached
 
 
 @dataclass(frozen=True)

@@ -25,14 +25,15 @@ import argparse
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from policies import Prices
-from training.metrics import Interval, bootstrap_accuracy
+from training.metrics import Interval
+from training.replay_proxy import Arm, Asked, ratios, summarize
 
 ARMS = ("pass-through", "policy")
 CHEAP_ROUTES = ("enriched", "cached")  # answered without full reasoning on the raw context
@@ -41,20 +42,6 @@ CHEAP_ROUTES = ("enriched", "cached")  # answered without full reasoning on the 
 class PoolError(ValueError):
     """Files that cannot be pooled: a different price ratio, or arms that asked different
     queries."""
-
-
-@dataclass(frozen=True)
-class PooledArm:
-    name: str
-    queries: int
-    contexts: int
-    accuracy: Interval
-    test_tokens: float  # per query
-    prompt_tokens: float  # per query
-    cached_prompt_tokens: float  # per query (0 where a file did not keep them)
-    sleep_tokens: float  # per context
-    cost: float  # per query
-    full_cost: float  # per query, prompt tokens charged
 
 
 def load(paths: Sequence[Path]) -> list[dict[str, Any]]:
@@ -70,31 +57,14 @@ def load(paths: Sequence[Path]) -> list[dict[str, Any]]:
     return replays
 
 
-def pooled_arm(name: str, replays: list[dict[str, Any]], prices: Prices) -> PooledArm:
-    """Pure. Every figure is a mean over all queries of all files, as `summarize` gives one."""
-    rows = [q for r in replays for q in r["queries"][name]]
-    # A file's arm keeps sleep tokens per context: times its contexts gives what it spent.
-    sleep = sum(r["arms"][name]["sleep_tokens"] * r["arms"][name]["contexts"] for r in replays)
-    contexts = sum(r["arms"][name]["contexts"] for r in replays)
-    test, prompt, hits = (
-        np.array([q.get(key, 0) for q in rows], dtype=float)
-        for key in ("test_tokens", "prompt_tokens", "cached_prompt_tokens")
-    )
-    t, n = replays[0]["t"], len(rows)
-    cost = (t * test.sum() + sleep) / n
-    read = prices.prompt * (prompt - hits) + prices.cached_prompt * hits
-    return PooledArm(
-        name=name,
-        queries=n,
-        contexts=contexts,
-        accuracy=bootstrap_accuracy(_correct(rows), np.array([q["context"] for q in rows])),
-        test_tokens=float(test.mean()),
-        prompt_tokens=float(prompt.mean()),
-        cached_prompt_tokens=float(hits.mean()),
-        sleep_tokens=sleep / max(contexts, 1),
-        cost=float(cost),
-        full_cost=float(cost + t * read.mean()),
-    )
+def pooled_arm(name: str, replays: list[dict[str, Any]], prices: Prices) -> Arm:
+    """Pure: `summarize` over every query of every file. A file keeps its arm's sleep tokens
+    per context, not each context's: spread evenly, they amortize to the same mean cost."""
+    asked = [Asked(**q) for r in replays for q in r["queries"][name]]
+    sleep = {
+        q["context"]: r["arms"][name]["sleep_tokens"] for r in replays for q in r["queries"][name]
+    }
+    return summarize(name, asked, sleep, replays[0]["t"], prices)
 
 
 def paired_difference(replays: list[dict[str, Any]], *, samples: int = 2000) -> Interval:
@@ -134,20 +104,10 @@ def pool(replays: list[dict[str, Any]], prices: Prices | None = None) -> dict[st
             "cached_prompt_tokens" in q for r in replays for a in ARMS for q in r["queries"][a]
         ),
         "arms": {arm.name: asdict(arm) for arm in (base, policy)},
-        "accuracy_difference": asdict(paired_difference(replays)),
-        "test_token_ratio": _ratio(base.test_tokens, policy.test_tokens),
-        "cost_ratio": _ratio(base.cost, policy.cost),
-        "full_cost_ratio": _ratio(base.full_cost, policy.full_cost),
+        **ratios(base, policy),
+        "accuracy_difference": asdict(paired_difference(replays)),  # paired, with an interval
         "served_cheap": where_saved(replays),
     }
-
-
-def _correct(rows: list[dict[str, Any]]) -> np.ndarray:
-    return np.array([bool(q["correct"]) for q in rows], dtype=bool)
-
-
-def _ratio(a: float, b: float) -> float | None:
-    return round(a / b, 3) if b else None
 
 
 def _text(result: dict[str, Any]) -> str:
@@ -156,10 +116,9 @@ def _text(result: dict[str, Any]) -> str:
         "cost/query  with prompt"
     ]
     for arm in result["arms"].values():
-        acc = arm["accuracy"]
         lines.append(
-            f"{arm['name']:>12}  {arm['queries']:>7}  {arm['contexts']:>8}  {acc['mean']:.3f} "
-            f"[{acc['low']:.3f}, {acc['high']:.3f}]  {arm['test_tokens']:>8.1f}  "
+            f"{arm['name']:>12}  {arm['queries']:>7}  {arm['contexts']:>8}  {arm['accuracy']:.3f} "
+            f"[{arm['accuracy_low']:.3f}, {arm['accuracy_high']:.3f}]  {arm['test_tokens']:>8.1f}  "
             f"{arm['prompt_tokens']:>10.1f}  {arm['cost']:>10.1f}  {arm['full_cost']:>11.1f}"
         )
     d, cheap = result["accuracy_difference"], result["served_cheap"]

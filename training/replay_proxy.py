@@ -111,7 +111,7 @@ def summarize(
     cost = np.mean(
         [t * a.test_tokens + sleep_tokens.get(a.context, 0) / per_context[a.context] for a in asked]
     )
-    read = np.mean([_prompt_price(a, prices) for a in asked]) if asked else 0.0
+    read = np.mean([prices.prompt_price(a.prompt_tokens, a.cached_prompt_tokens) for a in asked])
     return Arm(
         name=name,
         queries=len(asked),
@@ -128,12 +128,6 @@ def summarize(
         latency_s=round(float(np.median([a.latency_s for a in asked])), 3),
         routes=dict(Counter(f"{a.route}:{a.rung}" if a.rung else a.route for a in asked)),
     )
-
-
-def _prompt_price(asked: Asked, prices: Prices) -> float:
-    """In completion tokens: fresh prompt tokens at `prices.prompt`, cached ones cheaper."""
-    fresh = asked.prompt_tokens - asked.cached_prompt_tokens
-    return prices.prompt * fresh + prices.cached_prompt * asked.cached_prompt_tokens
 
 
 def ratios(baseline: Arm, policy: Arm) -> dict[str, float | None]:
@@ -270,10 +264,8 @@ def run_arm(
 def _policy_router(args: argparse.Namespace) -> Any:
     from router.embeddings import default_embedder
     from router.policy_router import PolicyRouter
-    from router.predictability import estimators_for
 
-    estimators = args.estimators or estimators_for(args.policy)
-    return PolicyRouter.from_files(args.policy, estimators, default_embedder().encode)
+    return PolicyRouter.from_files(args.policy, args.estimators, default_embedder().encode)
 
 
 @contextlib.contextmanager
@@ -314,7 +306,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from router.predictability import estimators_for  # scikit-learn: only when replaying
+
     args = parser().parse_args(argv)
+    args.estimators = args.estimators or estimators_for(args.policy)
     settings = load_settings(args.config).replace(
         local_model=args.local_model, upstream_url=args.upstream_url
     )
@@ -352,9 +347,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _inputs(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     """What decides the answers: a work folder resumes only a replay of these."""
-    from router.predictability import estimators_for
-
-    files = {"policy": args.policy, "estimators": args.estimators or estimators_for(args.policy)}
+    files = {"policy": args.policy, "estimators": args.estimators}
     return {
         "dataset": args.dataset,
         "offset": args.offset,
