@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from router.answers import extract_answer
+from router.grading import extract_answer
 from router.ladder import Rung
 from router.sleep import ChatBackend, LearnedContext
 

@@ -1,6 +1,6 @@
 """Route each query by the trained policy, on the estimators' request-time scores.
 
-The features are the ones training used (training.features), computed here from
+The features are the ones training used (training.outcome_features), computed here from
 the context's stored sleep-time artifacts and one embedding of the query, so the
 policy sees online what it was tuned on offline. The cached route serves the
 nearest anticipated answer only when the policy's threshold on P(that answer is

@@ -45,6 +45,9 @@ class Settings:
     # Proxy.
     host: str = "127.0.0.1"
     port: int = 8000
+    # The store, by URL: sqlite:///PATH (the default, from db_path); other engines plug in
+    # at router.store.open_store. Empty: sqlite:///<db_path>.
+    store_url: str = ""
     db_path: Path | None = None  # None: <cache_dir>/sleeptime.sqlite
     salt_path: Path | None = None  # None: <cache_dir>/tenant-salt
     router: str = "passthrough"  # or "enriched"; `serve --policy` routes by a trained policy

@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from router.answers import extract_answer, normalize_number
 from router.errors import ConfigError
+from router.grading import extract_answer, normalize_number
 from router.program import run_program
 
 SYSTEM = (

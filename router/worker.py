@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from router.sleep import ChatBackend, LearnedContext, SleepBudget, learned_context, sleep_pass
-from router.store.base import ContextRecord, Learned, SleepJob, Store
+from router.store.base import ContextRecord, LearnedRecord, SleepJob, Store
 
 T = TypeVar("T")
 SleepBudgetFn = Callable[[ContextRecord], SleepBudget]
@@ -148,9 +148,9 @@ class SleepWorker:
         return outcome
 
 
-def _stored(learned: LearnedContext) -> Learned:
+def _stored(learned: LearnedContext) -> LearnedRecord:
     anticipated = [dataclasses.asdict(a) for a in learned.anticipated]
-    return Learned(learned.text, anticipated, learned.sleep_tokens, learned.truncated_passes)
+    return LearnedRecord(learned.text, anticipated, learned.sleep_tokens, learned.truncated_passes)
 
 
 async def _in_daemon_thread(fn: Callable[..., T], *args: object) -> T:

@@ -1,10 +1,18 @@
-"""Shared fixtures: the real embedded model (0.5B, started once per session)."""
+"""Shared fixtures: the real embedded model (0.5B, started once per session), a fake upstream."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+# Test helpers imported by name from any folder: fake_upstream, synthetic_outcomes.
+for _helpers in ("router", "training"):
+    sys.path.insert(0, str(Path(__file__).resolve().parent / _helpers))
+
+from fake_upstream import FakeUpstream
 
 from router.local_server import LocalServer, LocalServerConfig
 from router.settings import load_settings
@@ -16,4 +24,11 @@ TEST_MODEL = "qwen2.5-coder-0.5b"
 def local_server() -> Iterator[LocalServer]:
     settings = load_settings().replace(local_model=TEST_MODEL, local_parallel=2, local_ctx=4096)
     with LocalServer(LocalServerConfig.from_settings(settings)) as server:
+        yield server
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeUpstream]:
+    """A real HTTP server that answers what a test enqueues, and keeps what it was sent."""
+    with FakeUpstream() as server:
         yield server

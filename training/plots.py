@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from training.metrics import Comparison, CurvePoint
+from training.stats import Comparison, CurvePoint
 
 
 def _pyplot():

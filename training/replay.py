@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from policies import ContextFeatures, Policy, Prices, QueryFeatures
-from training.features import QueryFeatureRow
+from training.outcome_features import QueryFeatureRow
 from training.outcomes import Outcome
 
 ROUTE_CODES = {"cached": 0, "enriched": 1, "full": 2}

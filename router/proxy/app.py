@@ -36,9 +36,9 @@ from router.proxy.state import ProxyState
 from router.proxy.tenants import Tenants
 from router.settings import Settings
 from router.sleep import ChatBackend
+from router.store import open_store
 from router.store.base import SleepJob, Store
 from router.store.journal import RecordJournal
-from router.store.sqlite import SqliteStore
 from router.upstream import OpenAIBackend, RetryPolicy
 from router.worker import SleepBudgetFn, SleepWorker, fixed_budget
 
@@ -144,7 +144,7 @@ async def _start(config: ProxyConfig, parts: Parts, stack: contextlib.AsyncExitS
     forwarder, model = await _upstream(config, parts, stack)
     store = parts.store
     if store is None:
-        store = SqliteStore(config.database)
+        store = open_store(config.store_url)
         stack.callback(store.close)
     store.requeue_running()
     journal = RecordJournal(config.journal_dir)

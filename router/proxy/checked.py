@@ -20,7 +20,7 @@ import json
 import math
 from typing import Any
 
-from router.answers import extract_answer, normalize_number
+from router.grading import extract_answer, normalize_number
 
 
 def not_streamed(body: bytes) -> bytes:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from router.settings import Settings
+from router.store import sqlite_path, store_url_of
 
 SETTINGS = frozenset(f.name for f in fields(Settings))
 
@@ -39,12 +40,18 @@ class ProxyConfig:
         return dataclasses.replace(cls(settings=settings.replace(**theirs)), **ours)
 
     @property
+    def store_url(self) -> str:
+        return store_url_of(self.settings)
+
+    @property
     def database(self) -> Path:
-        return self.settings.db_path or self.settings.cache_dir / "sleeptime.sqlite"
+        """The SQLite file of the store, or for another engine where local files go."""
+        return sqlite_path(self.store_url) or self.settings.cache_dir / "sleeptime.store"
 
     @property
     def journal_dir(self) -> Path:
-        """The record journal goes with the database it feeds (`router.store.journal`)."""
+        """The record journal goes with the database it feeds (`router.store.journal`); it is
+        this process's own, whichever engine the store is."""
         return self.database.with_name(self.database.name + ".journal")
 
     @property

@@ -15,7 +15,7 @@ from router.forward import Forwarder
 from router.proxy.config import ProxyConfig
 from router.proxy.contexts import ContextRef
 from router.proxy.limits import KeyLimits
-from router.proxy.metrics import Metrics
+from router.proxy.prometheus import Metrics
 from router.proxy.routing import PASS_THROUGH, RouteDecision, Router, rewrite
 from router.proxy.tenants import Tenants
 from router.store.base import ContextRecord, RequestRecord, Store

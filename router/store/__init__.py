@@ -1,10 +1,18 @@
-"""The proxy's state: request records, contexts, sleep-time jobs, feedback (see `base`)."""
+"""The proxy's state: request records, contexts, sleep-time jobs, feedback (see `base`).
+
+A store is opened from a URL, the one place that knows which engines exist:
+`sqlite:///PATH` (or a bare path) is the embedded default. Another engine is one module
+that passes `StoreContract` plus one line in `open_store`.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from router.settings import Settings
 from router.store.base import (
     ContextRecord,
-    Learned,
+    LearnedRecord,
     RequestRecord,
     SleepJob,
     Store,
@@ -13,13 +21,42 @@ from router.store.base import (
 from router.store.sqlite import SqliteStore
 from router.store.writer import BackgroundWriter
 
+SQLITE = "sqlite:///"
+
+
+def open_store(url: str | Path) -> Store:
+    """`sqlite:///relative/or//absolute/path`, as SQLAlchemy and MLflow spell it, or a path."""
+    text = str(url)
+    if text.startswith(SQLITE):
+        return SqliteStore(Path(text.removeprefix(SQLITE)))
+    if "://" in text:
+        scheme = text.split("://", 1)[0]
+        raise StoreError(f"no store for {scheme}:// URLs; known: sqlite:///PATH")
+    return SqliteStore(Path(text))
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite store URL (its journal and permissions go beside it)."""
+    return Path(url.removeprefix(SQLITE)) if url.startswith(SQLITE) or "://" not in url else None
+
+
+def store_url_of(settings: Settings) -> str:
+    """The settings' store: `store_url`, else the SQLite file at db_path or in the cache."""
+    if settings.store_url:
+        return settings.store_url
+    return SQLITE + str(settings.db_path or settings.cache_dir / "sleeptime.sqlite")
+
+
 __all__ = [
     "BackgroundWriter",
     "ContextRecord",
-    "Learned",
+    "LearnedRecord",
     "RequestRecord",
     "SleepJob",
     "SqliteStore",
     "Store",
     "StoreError",
+    "open_store",
+    "sqlite_path",
+    "store_url_of",
 ]

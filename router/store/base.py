@@ -98,7 +98,7 @@ class SleepJob:
 
 
 @dataclass(frozen=True)
-class Learned:
+class LearnedRecord:
     """The outcome of a sleep-time job, as stored on its context."""
 
     text: str
@@ -135,7 +135,7 @@ class Store(Protocol):
 
     def claim_job(self) -> SleepJob | None: ...
 
-    def finish_job(self, job: SleepJob, learned: Learned) -> None: ...
+    def finish_job(self, job: SleepJob, learned: LearnedRecord) -> None: ...
 
     def fail_job(self, job: SleepJob, reason: str) -> None: ...
 

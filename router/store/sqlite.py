@@ -24,7 +24,7 @@ from pathlib import Path
 from router.store.base import (
     Aggregates,
     ContextRecord,
-    Learned,
+    LearnedRecord,
     Mark,
     RequestRecord,
     SleepJob,
@@ -179,7 +179,7 @@ class SqliteStore:
             _set_context_status(db, job.tenant, job.context_id, job.version, "running")
             return dataclasses.replace(job, status="running", attempts=job.attempts + 1)
 
-    def finish_job(self, job: SleepJob, learned: Learned) -> None:
+    def finish_job(self, job: SleepJob, learned: LearnedRecord) -> None:
         """A context re-registered while its job ran keeps its new version's state."""
         with self._write() as db:
             _set_job(db, job.job_id, "done", None)

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from router.store import BackgroundWriter, Learned, RequestRecord, SqliteStore, Store, StoreError
+from router.store import (
+    BackgroundWriter,
+    LearnedRecord,
+    RequestRecord,
+    SqliteStore,
+    Store,
+    StoreError,
+)
 from router.store.sqlite import SCHEMA_VERSION
 
 
@@ -32,7 +39,7 @@ CREATE TABLE contexts (
     PRIMARY KEY (tenant, context_id));
 """
 
-LEARNED = Learned("Notes:\n- 9 eggs", [{"question": "How many?", "answer": "9"}], 40, 1)
+LEARNED = LearnedRecord("Notes:\n- 9 eggs", [{"question": "How many?", "answer": "9"}], 40, 1)
 
 
 class StoreContract:

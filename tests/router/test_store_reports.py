@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from router.store.base import Aggregates, Learned, Mark, RequestRecord
+from router.store.base import Aggregates, LearnedRecord, Mark, RequestRecord
 from router.store.sqlite import SqliteStore
 
 EARLY = Mark(0, 0, 0.0)
-LEARNED = Learned("Notes: 9 eggs", [{"question": "How many?", "answer": "9"}], 40)
+LEARNED = LearnedRecord("Notes: 9 eggs", [{"question": "How many?", "answer": "9"}], 40)
 
 
 def record(request_id: str, tenant: str = "t-a", **fields: object) -> RequestRecord:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.features import FEATURES, build_features, write_features
+from training.outcome_features import FEATURES, build_features, write_features
 from training.outcomes import CONTEXTS, OUTCOMES, SLEEP, Outcome, write_jsonl, write_outcomes
 
 WORDS = ["apples", "trains", "money", "eggs", "pages", "miles", "boxes", "hours", "cats", "cups"]

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from router.answers import normalize_number
 from router.errors import DatasetError
+from router.grading import normalize_number
 from training.datasets import (
     LoadReport,
     StatefulProblem,

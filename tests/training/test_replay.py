@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from policies import AlwaysSleep, Learned, Prices, TestTimeOnly, Threshold
-from training.features import QueryFeatureRow
+from training.outcome_features import QueryFeatureRow
 from training.outcomes import Outcome
 from training.replay import build_table, evaluate
 

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from router.answers import canonical_number, extract_answer, gsm8k_gold
 from router.errors import DatasetError
+from router.grading import canonical_number, extract_answer, gsm8k_gold
 from training.datasets.lines import Source, bundled, decode, iter_lines, require
 from training.datasets.sentences import is_question, split_problem
 from training.datasets.types import LoadReport, Query, StatefulProblem

@@ -20,8 +20,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from router.answers import canonical_number
 from router.errors import DatasetError
+from router.grading import canonical_number
 from training.datasets.gsm8k import gsm8k_problem
 from training.datasets.lines import decode, iter_lines, require
 from training.datasets.types import LoadReport, Query, StatefulProblem, log

@@ -20,12 +20,6 @@ from router.proxy.app import create_app
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as server:
-        yield server
-
-
-@pytest.fixture
 def sleeper() -> FakeSleepBackend:
     return FakeSleepBackend()
 

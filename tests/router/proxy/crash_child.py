@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-import training.cli
+import router.cli
 
 
 def serve(argv: list[str], log: str) -> int:
@@ -18,4 +18,4 @@ def serve(argv: list[str], log: str) -> int:
     os.dup2(fd, 2)
     for name in [name for name in os.environ if name.startswith("SLEEPTIME_")]:
         del os.environ[name]  # the flags say everything; nothing of the caller's setup
-    return training.cli.main(["serve", *argv])
+    return router.cli.main(["serve", *argv])

@@ -126,7 +126,7 @@ class Proxy:
 
     The child is forked from a forkserver that imported the CLI once (`crash_child`), which
     keeps 21 starts within the test's time on two busy cores; `fork=False` starts each one as
-    `python -m training.cli serve` instead."""
+    `python -m router.cli serve` instead."""
 
     def __init__(self, workdir: Path, upstream_url: str, *, fork: bool = True) -> None:
         self.workdir = workdir
@@ -161,14 +161,14 @@ class Proxy:
 
     def _fork(self, argv: list[str]) -> multiprocessing.process.BaseProcess:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["training.serve_cmd", "crash_child"])
+        context.set_forkserver_preload(["router.commands.serve", "crash_child"])
         process = context.Process(target=crash_child.serve, args=(argv, str(self.log)))
         process.daemon = True  # gone with the test, whatever happens to it
         process.start()
         return process
 
     def _popen(self, argv: list[str]) -> subprocess.Popen[bytes]:
-        command = [sys.executable, "-m", "training.cli", "serve", *argv]
+        command = [sys.executable, "-m", "router.cli", "serve", *argv]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SLEEPTIME_")}
         with self.log.open("ab") as log:
             return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)

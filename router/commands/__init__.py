@@ -1,0 +1,1 @@
+"""Online commands: the proxy and the embedded model, each `main(argv) -> int`."""

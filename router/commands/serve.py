@@ -1,0 +1,107 @@
+"""`sleeptime serve`: the OpenAI-compatible proxy with sleep-time compute.
+
+Clients change only their `base_url` to http://HOST:PORT/v1. The upstream
+comes from settings (`--upstream-url`, `--upstream-key`, or
+SLEEPTIME_UPSTREAM_URL / SLEEPTIME_UPSTREAM_KEY, preferable for a key since
+flags are visible in `ps`); with none, the embedded model is started and
+stopped with the proxy. SIGINT or SIGTERM shuts down gracefully: the worker
+stops, queued records are written, the embedded model is stopped.
+
+The proxy keeps its records in its store; `sleeptime aggregate` reads them into
+MLflow from a process of its own, beside any number of proxies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from router.proxy.app import create_app
+from router.proxy.config import ProxyConfig
+from router.proxy.server import serve
+from router.settings import load_settings
+from router.sleep import TEMPLATES
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sleeptime serve",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", help="a TOML settings file")
+    p.add_argument("--upstream-url", help="OpenAI-compatible base URL, with its /v1")
+    p.add_argument("--upstream-key", help="the key for the upstream (clients' keys stay here)")
+    p.add_argument("--upstream-model", help="what model 'sleeptime' or no model means")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    p.add_argument("--local-model", help="embedded model when no upstream URL is set")
+    p.add_argument("--store", help="the store's URL (default sqlite:///<cache_dir>/sleeptime.sqlite)")
+    p.add_argument("--db", type=Path, help="a SQLite store's file (the same as --store sqlite:///DB)")
+    p.add_argument("--salt-file", type=Path, help="tenant salt (default <cache_dir>/tenant-salt)")
+    p.add_argument("--router", choices=["passthrough", "enriched"], help="routing (passthrough)")
+    p.add_argument("--policy", type=Path, help="a trained policy file (sleeptime train)")
+    p.add_argument(
+        "--estimators",
+        type=Path,
+        help="estimators (default: the ones `sleeptime train` saved beside the policy)",
+    )
+    p.add_argument("--max-body-bytes", type=int, help="largest request body accepted")
+    p.add_argument(
+        "--max-inflight-for-sleep",
+        type=int,
+        help="sleep-time work runs only while at most this many requests are in flight",
+    )
+    p.add_argument("--sleep-passes", type=int, help="sleep-time passes per context (default 1)")
+    p.add_argument("--sleep-prompt", choices=sorted(TEMPLATES), help="default: solve")
+    p.add_argument("--no-sleep", action="store_true", help="no sleep-time worker: a pure meter")
+    p.add_argument("--log-level", default="warning", help="uvicorn's log level")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = load_settings(args.config).replace(
+        upstream_url=args.upstream_url,
+        upstream_key=args.upstream_key,
+        upstream_model=args.upstream_model,
+        host=args.host,
+        port=args.port,
+        local_model=args.local_model,
+    )
+    config = ProxyConfig.from_settings(
+        settings,
+        db_path=args.db,
+        store_url=args.store,
+        salt_path=args.salt_file,
+        router=args.router,
+        max_body_bytes=args.max_body_bytes,
+        max_inflight_for_sleep=args.max_inflight_for_sleep,
+        sleep_passes=args.sleep_passes,
+        sleep_prompt=args.sleep_prompt,
+        sleep_enabled=False if args.no_sleep else None,
+    )
+    upstream = settings.upstream_url or f"embedded {settings.local_model}"
+    print(f"sleeptime proxy on http://{settings.host}:{settings.port}/v1 -> {upstream}", flush=True)
+    router = _policy_router(args) if args.policy else None
+    app = create_app(config, router=router)
+    serve(app, settings.host, settings.port, log_level=args.log_level)
+    return 0
+
+
+def _policy_router(args: argparse.Namespace) -> Any:
+    """The trained policy on the estimators' scores; embeddings load once, before serving.
+    Imported here: sklearn and torch cost seconds at start-up to a proxy that uses no policy."""
+    from router.embeddings import default_embedder
+    from router.policy_router import PolicyRouter
+    from router.predictability import estimators_for
+
+    return PolicyRouter.from_files(
+        args.policy, args.estimators or estimators_for(args.policy), default_embedder().encode
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""The search space: which dimensions are searched, and the seeds the search starts from."""
+
+from __future__ import annotations
+
+from policies import Learned
+from training.search import SearchSpace, baseline_params, check_rungs
+
+
+def test_the_check_is_searched_only_where_two_rungs_kept_answers() -> None:
+    assert check_rungs([0]) == [-1] and check_rungs([]) == [-1]
+    assert check_rungs([0, 1]) == [-1, 0, 1]
+
+
+def test_seeds_include_each_always_sleep_rung_checked_by_every_other_voter() -> None:
+    space = SearchSpace([0, 3], [0, 1], [1], checks=check_rungs([0, 1]), anticipated=[False, True])
+    seeds = baseline_params(space)
+    voters = sorted(
+        (s["enriched_rung"], s["check_rung"], s["check_anticipated"])
+        for s in seeds
+        if s["check_rung"] >= 0 or s["check_anticipated"]
+    )
+    assert voters == [
+        (0, -1, True),
+        (0, 1, False),
+        (0, 1, True),
+        (1, -1, True),
+        (1, 0, False),
+        (1, 0, True),
+    ]
+    assert all(Learned(**s) for s in seeds)  # every seed is a valid policy
+
+
+def test_a_dimension_with_one_choice_is_not_a_param_of_the_seeds() -> None:
+    rungs_only = baseline_params(SearchSpace([0, 3], [0, 1], [1], checks=check_rungs([0, 1])))
+    assert all("check_anticipated" not in s for s in rungs_only)
+    assert sorted(s["check_rung"] for s in rungs_only if s["check_rung"] >= 0) == [0, 1]
+    anticipated_only = baseline_params(SearchSpace([0, 3], [0, 1], [1], anticipated=[False, True]))
+    assert all("check_rung" not in s for s in anticipated_only)
+    assert sum(s["check_anticipated"] for s in anticipated_only) == 2
+    unsearched = baseline_params(SearchSpace([0, 3], [0, 1], [1]))
+    assert all("check_rung" not in s and "check_anticipated" not in s for s in unsearched)
+    assert len(unsearched) == 4

@@ -1,0 +1,1 @@
+"""Benchmarks of the proxy and of policies through it: `sleeptime bench ...` (see `cli`)."""

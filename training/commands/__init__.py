@@ -1,0 +1,1 @@
+"""Offline commands: each module is one `sleeptime` subcommand with `main(argv) -> int`."""

@@ -1,0 +1,254 @@
+"""`sleeptime predictability`: train and score the predictability estimators.
+
+From outcome tables (and their sleep-time artifacts), split by context so no
+context is on both sides: fit P(cached answer right) and P(cheapest rung on c'
+right) per query, and a context-level score from sleep artifacts alone; report
+AUC and Brier score, the cached route's precision and coverage, the Spearman
+correlation of predicted vs realized gain, and the paper's quintile analysis
+(gain of sleep-time over test-time only per predictability quintile).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from router.predictability import (
+    CONTEXT_FEATURES,
+    QUERY_FEATURES,
+    CalibratedModel,
+    matrix,
+    save_models,
+)
+from router.settings import load_settings
+from training import stats as metrics
+from training.commands.logprob import read_logprobs
+from training.outcome_features import (
+    FEATURES,
+    QueryFeatureRow,
+    build_features,
+    read_features,
+    write_features,
+)
+from training.outcomes import OUTCOMES, Outcome, read_outcomes
+
+
+def load_features(folder: Path, *, rebuild: bool = False) -> list[QueryFeatureRow]:
+    """Features are derived data: built once with the real embedding model, then reused."""
+    path = folder / FEATURES
+    if rebuild or not path.exists():
+        from router.embeddings import default_embedder
+
+        write_features(path, build_features(folder, default_embedder().encode))
+    return read_features(path)
+
+
+def split_contexts(contexts: list[str], test_share: float, seed: int) -> set[str]:
+    rng = np.random.default_rng(seed)
+    shuffled = sorted(contexts)
+    rng.shuffle(shuffled)
+    return set(shuffled[: max(1, round(len(shuffled) * test_share))])
+
+
+def labelled_rows(
+    outcomes: list[Outcome], features: list[QueryFeatureRow], low_rung: int
+) -> list[dict[str, Any]]:
+    """One row per (query, k): features, cached_correct, low_correct (enriched at low_rung),
+    base_correct (full route at low_rung, the same test budget without sleep)."""
+    enriched = {
+        (o.query_id, o.sleep_passes): o.correct
+        for o in outcomes
+        if o.rung == low_rung and o.sleep_passes > 0
+    }
+    base = {o.query_id: o.correct for o in outcomes if o.rung == low_rung and o.sleep_passes == 0}
+    rows = []
+    for f in features:
+        key = (f.query_id, f.sleep_passes)
+        if key in enriched and f.query_id in base:
+            rows.append(vars(f) | {"low_correct": enriched[key], "base_correct": base[f.query_id]})
+    return rows
+
+
+def evaluate(
+    rows: list[dict[str, Any]], test: set[str], *, kind: str, max_wrong: float, serve_share: float
+) -> tuple[dict[str, Any], dict[str, CalibratedModel]]:
+    train_rows = [r for r in rows if r["context_id"] not in test]
+    test_rows = [r for r in rows if r["context_id"] in test]
+    models = {
+        "cached": CalibratedModel(kind=kind, features=QUERY_FEATURES),
+        "enriched": CalibratedModel(kind=kind, features=QUERY_FEATURES),
+        "context": CalibratedModel(kind="logistic", features=CONTEXT_FEATURES),
+    }
+    targets = {"cached": "cached_correct", "enriched": "low_correct", "context": "low_correct"}
+    scores = {}
+    for name, model in models.items():
+        model.fit(matrix(train_rows, model.features), [r[targets[name]] for r in train_rows])
+        scores[name] = model.predict_proba(matrix(test_rows, model.features))[:, 1]
+    label = {name: np.array([r[t] for r in test_rows], dtype=bool) for name, t in targets.items()}
+    return _summary(test_rows, scores, label, max_wrong, serve_share), models
+
+
+def _summary(
+    rows: list[dict[str, Any]],
+    scores: dict[str, np.ndarray],
+    label: dict[str, np.ndarray],
+    max_wrong: float,
+    serve_share: float,
+) -> dict[str, Any]:
+    coverage, threshold = metrics.coverage_at_precision(
+        label["cached"], scores["cached"], max_wrong
+    )
+    precision, at = metrics.precision_at_coverage(label["cached"], scores["cached"], serve_share)
+    context_score, gain = _per_context(rows, scores["context"])
+    return {
+        "test_rows": len(rows),
+        "test_contexts": len(context_score),
+        "query_auc": metrics.roc_auc(label["cached"], scores["cached"]),
+        "query_brier": metrics.brier(label["cached"], scores["cached"]),
+        "cached_base_rate": float(label["cached"].mean()) if len(rows) else float("nan"),
+        "cached_coverage_at_max_wrong": coverage,
+        "cached_threshold_at_max_wrong": threshold,
+        "cached_max_wrong": max_wrong,
+        "cached_precision": precision,
+        "cached_precision_at_share": serve_share,
+        "cached_threshold_at_share": at,
+        "low_route_auc": metrics.roc_auc(label["enriched"], scores["enriched"]),
+        "low_route_brier": metrics.brier(label["enriched"], scores["enriched"]),
+        "context_auc": metrics.roc_auc(label["context"], scores["context"]),
+        "gain_spearman": metrics.spearman(context_score, gain),
+        "quintile_gain": metrics.quintile_gain(context_score, gain),
+    }
+
+
+def _per_context(rows: list[dict[str, Any]], scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Context-level score (the same for all its queries) and its realized gain:
+    accuracy on c' minus accuracy on c, at the same low test-time rung."""
+    by_context: dict[str, list[int]] = defaultdict(list)
+    for index, row in enumerate(rows):
+        by_context[row["context_id"]].append(index)
+    score = np.array([scores[ix].mean() for ix in by_context.values()])
+    gain = np.array(
+        [
+            np.mean([rows[i]["low_correct"] - rows[i]["base_correct"] for i in ix])
+            for ix in by_context.values()
+        ]
+    )
+    return score, gain
+
+
+def logprob_analysis(folders: list[Path], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The paper's measure, where `sleeptime logprob` wrote it: each context's mean per-token
+    log p(query | context) against its realized gain, over every context (nothing is fit)."""
+    logprobs = {k: v for folder in folders for k, v in read_logprobs(folder).items()}
+    scored = [r for r in rows if r["query_id"] in logprobs]
+    if not scored:
+        return {}
+    score = np.array([logprobs[r["query_id"]].mean_logprob for r in scored])
+    context_score, gain = _per_context(scored, score)
+    return {
+        "logprob_contexts": len(context_score),
+        "logprob_spearman": metrics.spearman(context_score, gain),
+        "logprob_quintile_gain": metrics.quintile_gain(context_score, gain),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sleeptime predictability", description=__doc__)
+    parser.add_argument("outcomes", nargs="+", type=Path, help="folders written by collect")
+    parser.add_argument("--low-rung", type=int, default=0, help="the enriched route's rung")
+    parser.add_argument("--model", choices=["logistic", "gbm"], default="logistic")
+    parser.add_argument("--test-share", type=float, default=0.4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-wrong", type=float, default=0.01, help="cached wrong-rate bound")
+    parser.add_argument("--serve-share", type=float, default=0.5)
+    parser.add_argument("--save", type=Path, default=None, help="estimator file to write")
+    parser.add_argument("--rebuild-features", action="store_true")
+    parser.add_argument("--no-mlflow", action="store_true")
+    parser.add_argument("--config", default=None)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    settings = load_settings(args.config)
+    rows: list[dict[str, Any]] = []
+    for folder in args.outcomes:
+        features = load_features(folder, rebuild=args.rebuild_features)
+        rows += labelled_rows(read_outcomes(folder / OUTCOMES), features, args.low_rung)
+    test = split_contexts(sorted({r["context_id"] for r in rows}), args.test_share, args.seed)
+    summary, models = evaluate(
+        rows, test, kind=args.model, max_wrong=args.max_wrong, serve_share=args.serve_share
+    )
+    summary |= logprob_analysis(args.outcomes, rows)
+    summary |= {
+        "outcomes": [str(f) for f in args.outcomes],
+        "model": args.model,
+        "low_rung": args.low_rung,
+        "rows": len(rows),
+    }
+    path = args.save or settings.cache_dir / "estimators" / "predictability.pkl"
+    summary["saved"] = str(
+        save_models(path, models, {k: summary[k] for k in ("low_rung", "model")})
+    )
+    plot = _plot(summary, (args.outcomes[0] / "report" / "predictability_quintiles.png"))
+    if not args.no_mlflow:
+        summary["mlflow_run_id"] = _log(summary, plot, settings.mlflow_uri)
+    print(json.dumps(summary, indent=2) if args.json else _text(summary), file=sys.stdout)
+    return 0
+
+
+def _plot(summary: dict[str, Any], path: Path) -> Path:
+    from training.plots import quintile_bars
+
+    return quintile_bars(summary["quintile_gain"], "gain of sleep-time over test-time only", path)
+
+
+def _log(summary: dict[str, Any], plot: Path, uri: str) -> str:
+    from training import tracking
+
+    with tracking.run(uri, "sleeptime-predictability", f"predictability {summary['model']}") as run:
+        tracking.log_params({k: summary[k] for k in ("model", "low_rung", "rows", "outcomes")})
+        tracking.log_metrics(
+            {
+                k: v
+                for k, v in summary.items()
+                if isinstance(v, float | int) and not isinstance(v, bool)
+            }
+        )
+        for key in ("quintile_gain", "logprob_quintile_gain"):
+            gains = summary.get(key, [])
+            tracking.log_metrics({f"{key}_{i + 1}": g for i, g in enumerate(gains)})
+        tracking.log_artifact(plot)
+        return str(run.info.run_id)
+
+
+def _text(s: dict[str, Any]) -> str:
+    q = ", ".join(f"{g:+.3f}" for g in s["quintile_gain"])
+    return (
+        f"{s['rows']} (query, k) rows; test: {s['test_rows']} rows, {s['test_contexts']} contexts\n"
+        f"cached answer right: AUC {s['query_auc']:.3f}, Brier {s['query_brier']:.3f}, "
+        f"base rate {s['cached_base_rate']:.3f}\n"
+        f"  serving the top {s['cached_precision_at_share']:.0%}: "
+        f"precision {s['cached_precision']:.3f}\n"
+        f"  largest share servable with <= {s['cached_max_wrong']:.0%} wrong: "
+        f"{s['cached_coverage_at_max_wrong']:.3f}\n"
+        f"low rung on c' right: AUC {s['low_route_auc']:.3f}, Brier {s['low_route_brier']:.3f}\n"
+        f"context-level: AUC {s['context_auc']:.3f}, "
+        f"Spearman(pred, gain) {s['gain_spearman']:.3f}\n"
+        f"gain by predictability quintile (low -> high): {q}\n"
+        + _logprob_text(s)
+        + f"estimators saved to {s['saved']}"
+    )
+
+
+def _logprob_text(s: dict[str, Any]) -> str:
+    if "logprob_quintile_gain" not in s:
+        return "log p(q|c): not computed (sleeptime logprob DIR)\n"
+    q = ", ".join(f"{g:+.3f}" for g in s["logprob_quintile_gain"])
+    return (
+        f"log p(q|c) over {s['logprob_contexts']} contexts: Spearman(log p, gain) "
+        f"{s['logprob_spearman']:.3f}; gain by quintile (low -> high): {q}\n"
+    )

@@ -1,0 +1,261 @@
+"""`sleeptime report`: the paper's figures from stored outcomes only, no LLM calls.
+
+For each outcome table: accuracy vs test-time tokens for test-time only and each
+sleep budget (95% bootstrap intervals over contexts), the ratio of test-time
+tokens at equal accuracy, amortized cost per query vs queries per context
+(cost = t * test tokens + sleep tokens / queries) with its break-even point, the
+same with prompt tokens charged (cached ones discounted), and the gain from
+scaling k. PNG plots, a JSON summary and an MLflow run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from router.settings import load_settings
+from training.outcomes import OUTCOMES, RUN, as_columns, read_outcomes
+from training.stats import (
+    Comparison,
+    CurvePoint,
+    compare,
+    curve,
+    first_per_context,
+    full_cost_per_query,
+    tokens_at_accuracy,
+)
+
+PAPER_QUERIES = 10  # the paper's Figure 9 headline: 10 queries share a context
+
+
+def summarize(outcome_dir: Path, *, t: float, samples: int = 1000) -> dict[str, Any]:
+    cols = as_columns(read_outcomes(outcome_dir / OUTCOMES))
+    budgets = sorted(int(k) for k in np.unique(cols["sleep_passes"]))
+    curves = {k: curve(cols, k, samples=samples) for k in budgets}
+    comparisons = {k: compare(curves[0], curves[k]) for k in budgets if k > 0 and 0 in curves}
+    dataset_queries = float(np.mean(first_per_context(cols)["queries_in_context"]))
+    run = json.loads((outcome_dir / RUN).read_text()) if (outcome_dir / RUN).exists() else {}
+    summary: dict[str, Any] = {
+        "outcomes": str(outcome_dir),
+        "dataset": str(cols["dataset"][0]) if len(cols["dataset"]) else "",
+        "model": run.get("model", ""),
+        "contexts": len(np.unique(cols["context_id"])),
+        "queries": len(np.unique(cols["query_id"])),
+        "queries_per_context": dataset_queries,
+        "t": t,
+        "curves": {str(k): [asdict(p) for p in points] for k, points in curves.items()},
+        "comparisons": {
+            str(k): _comparison_summary(c, t, dataset_queries, curves[0], curves[k])
+            for k, c in comparisons.items()
+            if c is not None
+        },
+        "k_scaling": _k_scaling(curves),
+    }
+    return summary | _headline(summary)
+
+
+def _comparison_summary(
+    c: Comparison, t: float, n: float, base: list[CurvePoint], sleepy: list[CurvePoint]
+) -> dict[str, Any]:
+    queries = list(range(1, 21))
+    return asdict(c) | {
+        "amortized_cost_ratio_at_dataset_queries": c.amortized_cost_ratio(n, t),
+        f"amortized_cost_ratio_at_{PAPER_QUERIES}_queries": c.amortized_cost_ratio(
+            PAPER_QUERIES, t
+        ),
+        "break_even_queries": c.break_even_queries(t),
+        "cost_curve": {
+            "queries": queries,
+            "test_only": [c.amortized_cost(q, t)[0] for q in queries],
+            "with_sleep": [c.amortized_cost(q, t)[1] for q in queries],
+        },
+        "full_cost_ratio_at_dataset_queries": _full_cost_ratio(base, sleepy, c.accuracy, n, t),
+        "at_each_sleep_point": _at_each_point(base, sleepy, t, n),
+    }
+
+
+def _at_each_point(
+    base: list[CurvePoint], sleepy: list[CurvePoint], t: float, n: float
+) -> list[dict[str, Any]]:
+    """The curves read at every accuracy the sleep-time curve reaches (the paper's figures
+    compare whole curves): test tokens test-time only needs for it, and the cost ratio."""
+    rows = []
+    for p in sleepy:
+        needed = tokens_at_accuracy(base, p.accuracy.mean)
+        cost = t * p.test_tokens + p.sleep_tokens / n
+        rows.append(
+            {
+                "rung": p.rung,
+                "accuracy": p.accuracy.mean,
+                "test_tokens_with_sleep": p.test_tokens,
+                "test_tokens_test_only": needed,
+                "token_ratio": needed / p.test_tokens if needed and p.test_tokens else None,
+                "amortized_cost_ratio": t * needed / cost if needed is not None and cost else None,
+            }
+        )
+    return rows
+
+
+def _full_cost_ratio(
+    base: list[CurvePoint], sleepy: list[CurvePoint], accuracy: float, n: float, t: float
+) -> float | None:
+    """Cheapest point of each curve that reaches `accuracy`, prompt tokens charged too."""
+
+    def cheapest(points: list[CurvePoint]) -> float | None:
+        costs = [full_cost_per_query(p, n, t) for p in points if p.accuracy.mean >= accuracy - 1e-9]
+        return min(costs, default=None)
+
+    b, s = cheapest(base), cheapest(sleepy)
+    return b / s if b is not None and s else None
+
+
+def _k_scaling(curves: dict[int, list[CurvePoint]]) -> dict[str, dict[str, float]]:
+    """Accuracy per rung for each k, and its gain over test-time only at the same rung."""
+    base = {p.rung: p.accuracy.mean for p in curves.get(0, [])}
+    out: dict[str, dict[str, float]] = {}
+    for k, points in curves.items():
+        for p in points:
+            out.setdefault(f"rung_{p.rung}", {})[f"k{k}"] = p.accuracy.mean
+            if k and p.rung in base:
+                out[f"rung_{p.rung}"][f"gain_k{k}"] = p.accuracy.mean - base[p.rung]
+    return out
+
+
+def _headline(summary: dict[str, Any]) -> dict[str, Any]:
+    comparisons = summary["comparisons"]
+    if not comparisons:
+        return {"test_token_ratio_at_equal_accuracy": None, "amortized_cost_ratio": None}
+    best_k = max(comparisons, key=lambda k: comparisons[k]["token_ratio"])
+    best = comparisons[best_k]
+    return {
+        "best_sleep_passes": int(best_k),
+        "equal_accuracy": best["accuracy"],
+        "test_token_ratio_at_equal_accuracy": best["token_ratio"],
+        "amortized_cost_ratio": best[f"amortized_cost_ratio_at_{PAPER_QUERIES}_queries"],
+        "amortized_cost_queries": PAPER_QUERIES,
+        "amortized_cost_ratio_at_dataset_queries": best["amortized_cost_ratio_at_dataset_queries"],
+        "full_cost_ratio_at_dataset_queries": best["full_cost_ratio_at_dataset_queries"],
+        "break_even_queries": best["break_even_queries"],
+    }
+
+
+def render_text(summary: dict[str, Any]) -> str:
+    lines = [
+        f"== {summary['dataset']} ({summary['model']}): {summary['contexts']} contexts, "
+        f"{summary['queries']} queries, {summary['queries_per_context']:.2f} per context",
+        f"{'budget':<16}{'rung':>5}{'accuracy [95% CI]':>24}{'test tok':>10}"
+        f"{'prompt':>8}{'cut':>6}{'sleep tok':>10}",
+    ]
+    for k, points in summary["curves"].items():
+        for p in points:
+            a = p["accuracy"]
+            name = "test-time only" if k == "0" else f"sleep k={k}"
+            lines.append(
+                f"{name:<16}{p['rung']:>5}{a['mean']:>9.3f} [{a['low']:.3f}, {a['high']:.3f}]"
+                f"{p['test_tokens']:>10.1f}{p['prompt_tokens']:>8.0f}"
+                f"{p['truncated']:>6.2f}{p['sleep_tokens']:>10.1f}"
+            )
+    for k, c in summary["comparisons"].items():
+        be = c["break_even_queries"]
+        lines.append(
+            f"k={k}: at accuracy {c['accuracy']:.3f}: {c['test_tokens_test_only']:.1f} vs "
+            f"{c['test_tokens_with_sleep']:.1f} test tokens ({c['token_ratio']:.2f}x); amortized "
+            f"cost ratio {c['amortized_cost_ratio_at_dataset_queries']:.2f}x at "
+            f"{summary['queries_per_context']:.1f} queries/context, "
+            f"{c[f'amortized_cost_ratio_at_{PAPER_QUERIES}_queries']:.2f}x at {PAPER_QUERIES}; "
+            f"break-even {'never' if be is None else f'{be:.2f} queries'}; with prompt tokens "
+            f"{_fmt(c['full_cost_ratio_at_dataset_queries'])}x"
+        )
+        for row in c["at_each_sleep_point"]:
+            lines.append(
+                f"   k={k} rung {row['rung']}: accuracy {row['accuracy']:.3f} with "
+                f"{row['test_tokens_with_sleep']:.1f} test tokens; test-time only needs "
+                f"{_fmt(row['test_tokens_test_only'])} ({_fmt(row['token_ratio'])}x tokens, "
+                f"{_fmt(row['amortized_cost_ratio'])}x amortized cost at "
+                f"{summary['queries_per_context']:.0f} queries/context)"
+            )
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def write_plots(summary: dict[str, Any], out: Path) -> list[Path]:
+    from training import plots
+    from training.stats import Interval
+
+    curves = {
+        int(k): [CurvePoint(**(p | {"accuracy": Interval(**p["accuracy"])})) for p in ps]
+        for k, ps in summary["curves"].items()
+    }
+    title = f"{summary['dataset']} · {summary['model']} · {summary['contexts']} contexts"
+    paths = [plots.accuracy_vs_tokens(curves, title, out / "accuracy_vs_test_tokens.png")]
+    comparisons = [
+        Comparison(**{k: v for k, v in c.items() if k in Comparison.__dataclass_fields__})
+        for c in summary["comparisons"].values()
+    ]
+    if comparisons:
+        paths.append(
+            plots.cost_vs_queries(
+                comparisons,
+                list(range(1, 21)),
+                summary["t"],
+                title,
+                out / "amortized_cost_vs_queries.png",
+            )
+        )
+    return paths
+
+
+def log_to_mlflow(summary: dict[str, Any], paths: list[Path], uri: str) -> str:
+    from training import tracking
+
+    with tracking.run(uri, "sleeptime-benchmarks", f"report {summary['dataset']}") as active:
+        tracking.log_params(
+            {k: summary[k] for k in ("dataset", "model", "contexts", "queries", "t")}
+        )
+        tracking.log_metrics(
+            {
+                k: v
+                for k, v in summary.items()
+                if isinstance(v, int | float) and not isinstance(v, bool)
+            }
+        )
+        for path in paths:
+            tracking.log_artifact(path)
+        return str(active.info.run_id)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sleeptime report", description=__doc__)
+    parser.add_argument("outcomes", nargs="+", type=Path, help="folders written by collect")
+    parser.add_argument("--t", type=float, default=None, help="test/sleep token price ratio")
+    parser.add_argument("--out", type=Path, default=None, help="plots folder (default: beside)")
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--no-mlflow", action="store_true")
+    parser.add_argument("--config", default=None)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    settings = load_settings(args.config)
+    t = args.t if args.t is not None else settings.test_token_price_ratio
+    summaries = []
+    for folder in args.outcomes:
+        summary = summarize(folder, t=t, samples=args.bootstrap)
+        paths = write_plots(summary, (args.out or folder / "report") / folder.name)
+        summary["plots"] = [str(p) for p in paths]
+        if not args.no_mlflow:
+            summary["mlflow_run_id"] = log_to_mlflow(summary, paths, settings.mlflow_uri)
+        summaries.append(summary)
+        if not args.json:
+            print(render_text(summary) + "\n")
+    if args.json:
+        json.dump(summaries[0] if len(summaries) == 1 else summaries, sys.stdout, indent=2)
+        print()
+    return 0

@@ -1,0 +1,134 @@
+"""Features of each (query, sleep budget k) from stored sleep-time artifacts.
+
+For a context's first k passes: the anticipated questions (voted across passes)
+and, per query, its nearest anticipated question by embedding similarity and
+that question's answer, which is what the cached route would serve. Whether
+that answer is right is the cached route's outcome, so `features.csv.gz`
+completes the outcome table for replay. Context-level signals (agreement among
+passes, how much was anticipated) come from the same artifacts, before any query.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from policies import query_words
+from router.grading import answers_match
+from router.sleep import Anticipated, vote
+from training.outcomes import (
+    CONTEXTS,
+    OUTCOMES,
+    SLEEP,
+    read_jsonl,
+    read_outcomes,
+    read_rows,
+    write_rows,
+)
+
+FEATURES = "features.csv.gz"
+Encoder = Callable[[Sequence[str]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class QueryFeatureRow:
+    context_id: str
+    query_id: str
+    sleep_passes: int
+    similarity: float  # cosine to the nearest anticipated question (0 when none)
+    second_similarity: float
+    cached_answer: str
+    cached_support: int  # passes that anticipated the nearest question
+    cached_agreement: float  # share of them that gave the served answer
+    cached_correct: bool
+    n_anticipated: int
+    context_agreement: float  # mean agreement over the context's anticipated questions
+    context_consistency: float  # share of anticipated questions all passes agree on
+    truncated_passes: int
+    context_words: int
+    context_numbers: int
+    query_words: int = 0  # short queries are the one-step ones a cheap route gets right
+
+
+def anticipated_for(passes: list[dict], k: int) -> tuple[Anticipated, ...]:
+    first = [p for p in passes if p["pass"] < k]
+    return vote(Anticipated(a["question"], a["answer"]) for p in first for a in p["anticipated"])
+
+
+def build_features(outcome_dir: Path, encode: Encoder) -> list[QueryFeatureRow]:
+    contexts = {c["id"]: c for c in read_jsonl(outcome_dir / CONTEXTS)}
+    passes: dict[str, list[dict]] = defaultdict(list)
+    for record in read_jsonl(outcome_dir / SLEEP):
+        passes[record["context_id"]].append(record)
+    budgets = sorted({r.sleep_passes for r in read_outcomes(outcome_dir / OUTCOMES)} - {0})
+    rows = []
+    for context_id, context in contexts.items():
+        for k in budgets:
+            rows += _context_rows(context, passes[context_id], k, encode)
+    return rows
+
+
+def _context_rows(
+    context: dict, passes: list[dict], k: int, encode: Encoder
+) -> list[QueryFeatureRow]:
+    anticipated = anticipated_for(passes, k)
+    queries = context["queries"]
+    sims = _similarities(
+        [q["question"] for q in queries], [a.question for a in anticipated], encode
+    )
+    shared = _context_signals(context["context"], anticipated, passes, k)
+    rows = []
+    for index, query in enumerate(queries):
+        order = np.argsort(-sims[index]) if anticipated else []
+        best = anticipated[order[0]] if anticipated else None
+        rows.append(
+            QueryFeatureRow(
+                context_id=context["id"],
+                query_id=query["id"],
+                sleep_passes=k,
+                similarity=float(sims[index][order[0]]) if best else 0.0,
+                second_similarity=float(sims[index][order[1]]) if len(order) > 1 else 0.0,
+                cached_answer=best.answer if best else "",
+                cached_support=best.support if best else 0,
+                cached_agreement=best.agreement if best else 0.0,
+                cached_correct=bool(best and answers_match(best.answer, query["answer"])),
+                **shared,
+                query_words=query_words(query["question"]),
+            )
+        )
+    return rows
+
+
+def _similarities(queries: list[str], anticipated: list[str], encode: Encoder) -> np.ndarray:
+    if not anticipated:
+        return np.zeros((len(queries), 0))
+    vectors = encode(queries + anticipated)
+    return vectors[: len(queries)] @ vectors[len(queries) :].T
+
+
+def _context_signals(
+    text: str, anticipated: tuple[Anticipated, ...], passes: list[dict], k: int
+) -> dict[str, float | int]:
+    agreements = [a.agreement for a in anticipated]
+    return {
+        "n_anticipated": len(anticipated),
+        "context_agreement": float(np.mean(agreements)) if agreements else 0.0,
+        "context_consistency": float(np.mean([a == 1.0 for a in agreements]))
+        if agreements
+        else 0.0,
+        "truncated_passes": sum(p["truncated"] for p in passes if p["pass"] < k),
+        "context_words": len(text.split()),
+        "context_numbers": sum(any(ch.isdigit() for ch in w) for w in text.split()),
+    }
+
+
+def write_features(path: Path, rows: list[QueryFeatureRow]) -> None:
+    write_rows(path, rows, QueryFeatureRow)
+
+
+def read_features(path: Path) -> list[QueryFeatureRow]:
+    return read_rows(path, QueryFeatureRow)
