@@ -46,7 +46,8 @@ def _summary(module: str) -> str:
     with open(origin, encoding="utf-8") as source:
         doc = ast.get_docstring(ast.parse(source.read())) or ""
     line = doc.split("\n", 1)[0]
-    return line.split(": ", 1)[1] if line.startswith("`") and ": " in line else line
+    line = line.split(": ", 1)[1] if line.startswith("`") and ": " in line else line
+    return line.rstrip(".")
 
 
 def usage(found: dict[str, tuple[str, str]]) -> str:

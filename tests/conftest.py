@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 # Test helpers imported by name from any folder: fake_upstream, synthetic_outcomes.
-for _helpers in ("router", "training"):
-    sys.path.insert(0, str(Path(__file__).resolve().parent / _helpers))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "router"))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "training"))
 
 from fake_upstream import FakeUpstream
 
