@@ -2,15 +2,15 @@
 
 from policies.base import REGISTRY, Policy, PolicyError, from_dict, load, save
 from policies.builtin import AlwaysSleep, Learned, TestTimeOnly, Threshold, builtin_baselines
+from policies.cost import ModelPrice, Prices, price_of
+from policies.features import query_words
 from policies.types import (
     ROUTES,
     ContextFeatures,
-    Prices,
     QueryDecision,
     QueryFeatures,
     Route,
     SleepDecision,
-    query_words,
 )
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "AlwaysSleep",
     "ContextFeatures",
     "Learned",
+    "ModelPrice",
     "Policy",
     "PolicyError",
     "Prices",
@@ -31,6 +32,7 @@ __all__ = [
     "builtin_baselines",
     "from_dict",
     "load",
+    "price_of",
     "query_words",
     "save",
 ]

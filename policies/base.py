@@ -11,6 +11,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from policies.space import Choices, SearchSpace
 from policies.types import ContextFeatures, QueryDecision, QueryFeatures, SleepDecision
 
 REGISTRY: dict[str, type[Policy]] = {}
@@ -36,6 +37,32 @@ class Policy(ABC):
 
     @abstractmethod
     def route(self, context: ContextFeatures, query: QueryFeatures) -> QueryDecision: ...
+
+    @classmethod
+    def search_space(cls, choices: Choices) -> SearchSpace:
+        """What `sleeptime train` searches, in the order it asks (policies.space)."""
+        return {}
+
+    @classmethod
+    def seeds(cls, choices: Choices) -> list[dict[str, Any]]:
+        """Parameter sets the search starts from (the baselines it has to beat), each
+        restricted to the searched parameters."""
+        return []
+
+    def probe_passes(self, expected_queries: float) -> int:
+        """Sleep passes to run before the context's predictability is known: the estimators
+        read it off one pass's artifacts, so a policy that would sleep on a fully predictable
+        context gets one pass first, and `sleep` then says how many in all. A policy that
+        never sleeps at this query count gets none. Assumes, as every built-in does, that a
+        policy sleeps no less on a more predictable context."""
+        return 1 if self.sleep(ContextFeatures(1.0, expected_queries)).passes > 0 else 0
+
+    def sleep_passes(self, context: ContextFeatures) -> tuple[int, int]:
+        """(passes whose learned context the queries use, passes paid for): what replay
+        charges and what the proxy's worker runs. The probe is paid even where the policy
+        then declines to use it."""
+        used = self.sleep(context).passes
+        return used, max(used, self.probe_passes(context.expected_queries))
 
     def params(self) -> dict[str, Any]:
         return asdict(self)  # type: ignore[call-overload]

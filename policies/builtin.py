@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from itertools import product
+from typing import Any
 
 from policies.base import Policy, register
+from policies.space import Categorical, Choices, Float, SearchSpace, fixed_params
 from policies.types import ContextFeatures, QueryDecision, QueryFeatures, SleepDecision
+
+NEVER = 20.0  # the top of sleep_min_value's range: sleep only where p x queries >= 20
+ALWAYS = 0.0
 
 
 @register
@@ -16,6 +22,10 @@ class TestTimeOnly(Policy):
     name = "test-time-only"
     __test__ = False  # not a pytest class, despite the name
     rung: int = 3
+
+    @classmethod
+    def search_space(cls, choices: Choices) -> SearchSpace:
+        return {"rung": Categorical(tuple(choices.rungs_full))}
 
     def sleep(self, context: ContextFeatures) -> SleepDecision:
         return SleepDecision(0)
@@ -32,6 +42,13 @@ class AlwaysSleep(Policy):
     name = "always-sleep"
     passes: int = 1
     rung: int = 0
+
+    @classmethod
+    def search_space(cls, choices: Choices) -> SearchSpace:
+        return {
+            "passes": Categorical(tuple(choices.budgets)),
+            "rung": Categorical(tuple(choices.rungs_enriched)),
+        }
 
     def sleep(self, context: ContextFeatures) -> SleepDecision:
         return SleepDecision(self.passes)
@@ -53,6 +70,16 @@ class Threshold(Policy):
     enriched_threshold: float = 0.5
     enriched_rung: int = 0
     full_rung: int = 3
+
+    @classmethod
+    def search_space(cls, choices: Choices) -> SearchSpace:
+        return {
+            "passes": Categorical(tuple(choices.budgets)),
+            "cached_threshold": Float(0.5, 1.01),
+            "enriched_threshold": Float(0.0, 1.01),
+            "enriched_rung": Categorical(tuple(choices.rungs_enriched)),
+            "full_rung": Categorical(tuple(choices.rungs_full)),
+        }
 
     def sleep(self, context: ContextFeatures) -> SleepDecision:
         return SleepDecision(self.passes)
@@ -93,6 +120,29 @@ class Learned(Policy):
     check_rung: int = -1
     check_anticipated: bool = False
 
+    @classmethod
+    def search_space(cls, choices: Choices) -> SearchSpace:
+        """Search space version 5 (training.search.SEARCH_SPACE_VERSION); a new parameter
+        goes last, or a seeded study changes."""
+        return {
+            "sleep_min_value": Float(0.0, NEVER),
+            "passes_low": Categorical(tuple(choices.budgets)),
+            "passes_high": Categorical(tuple(choices.budgets)),
+            "passes_split": Float(0.0, 1.0),
+            "cached_threshold": Float(0.5, 1.01),
+            "enriched_threshold": Float(0.0, 1.01),
+            "enriched_threshold_slope": Float(-1.0, 1.0),
+            "enriched_rung": Categorical(tuple(choices.rungs_enriched)),
+            "full_rung": Categorical(tuple(choices.rungs_full)),
+            "enriched_max_words": Categorical(tuple(choices.word_limits), optional=True),
+            "check_rung": Categorical(tuple(choices.checks), optional=True),
+            "check_anticipated": Categorical(tuple(choices.anticipated), optional=True),
+        }
+
+    @classmethod
+    def seeds(cls, choices: Choices) -> list[dict[str, Any]]:
+        return learned_seeds(choices)
+
     def sleep(self, context: ContextFeatures) -> SleepDecision:
         if context.predictability * context.expected_queries < self.sleep_min_value:
             return SleepDecision(0)
@@ -121,4 +171,48 @@ def builtin_baselines(rungs: range, passes: tuple[int, ...]) -> list[Policy]:
     """Test-time only at each rung and always-sleep at each (k, rung)."""
     out: list[Policy] = [TestTimeOnly(r) for r in rungs]
     out += [AlwaysSleep(k, r) for k in passes for r in rungs]
+    return out
+
+
+def learned_seeds(choices: Choices) -> list[dict[str, Any]]:
+    """Test-time only at each rung and always-sleep at each (k, rung), as Learned params;
+    where answers on c' were kept, also always-sleep with each answer checked by every
+    other voter the choices allow (another rung, the nearest anticipated answer, both)."""
+    base = {
+        f.name: getattr(
+            Learned(
+                passes_low=choices.budgets[0],
+                passes_high=choices.budgets[-1],
+                enriched_rung=choices.rungs_enriched[0],
+                full_rung=choices.rungs_full[-1],
+            ),
+            f.name,
+        )
+        for f in fields(Learned)
+    }
+    for name in fixed_params(Learned.search_space(choices)):  # not a param of the trials
+        del base[name]
+    out = [base | {"sleep_min_value": NEVER, "full_rung": r} for r in choices.rungs_full]
+    always = [
+        base
+        | {
+            "sleep_min_value": ALWAYS,
+            "passes_low": k,
+            "passes_high": k,
+            "cached_threshold": 1.01,
+            "enriched_threshold": 0.0,
+            "enriched_threshold_slope": 0.0,
+            "enriched_rung": r,
+        }
+        for k in choices.budgets
+        for r in choices.rungs_enriched
+    ]
+    out += always
+    for seed, check, anticipated in product(always, choices.checks, choices.anticipated):
+        if check == seed["enriched_rung"] or (check < 0 and not anticipated):
+            continue
+        voters = {"check_rung": check} if len(choices.checks) > 1 else {}
+        if len(choices.anticipated) > 1:
+            voters["check_anticipated"] = anticipated
+        out.append(seed | voters | {"full_rung": choices.rungs_full[-1]})
     return out

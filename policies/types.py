@@ -8,7 +8,7 @@ policy scored by replay behaves the same in the proxy.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 Route = Literal["cached", "enriched", "full"]
 ROUTES: tuple[Route, ...] = ("cached", "enriched", "full")
@@ -28,28 +28,6 @@ class QueryFeatures:
     enriched_confidence: float = 0.0  # P(the cheapest rung on c' answers right)
     has_learned_context: bool = False
     words: float = 0.0  # the query's length in words
-
-
-def query_words(query: str) -> int:
-    """QueryFeatures.words: one definition for the tables training reads and the proxy."""
-    return len(query.split())
-
-
-@dataclass(frozen=True)
-class Prices:
-    """Relative token prices: a sleep-time completion token costs 1."""
-
-    test_ratio: float = 10.0  # the paper's t: a test-time token costs t sleep-time tokens
-    prompt: float = 0.25  # per prompt token, relative to a completion token
-    cached_prompt: float = 0.125
-    # True: `cost` is the price-table cost, prompt tokens charged as in `full_cost` (what an
-    # API that bills input tokens charges); False: the paper's cost, completion tokens only.
-    charge_prompt: bool = False
-
-    def prompt_price(self, prompt: Any, cached: Any) -> Any:
-        """Prompt tokens in completion tokens: fresh ones at `prompt`, cached ones (of `prompt`)
-        at `cached_prompt`. Numbers or numpy arrays alike."""
-        return self.prompt * (prompt - cached) + self.cached_prompt * cached
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """Route each query by the trained policy, on the estimators' request-time scores.
 
-The features are the ones training used (training.outcome_features), computed here from
-the context's stored sleep-time artifacts and one embedding of the query, so the
-policy sees online what it was tuned on offline. The cached route serves the
+The features are policies.features', the functions training's tables were built with,
+computed here from the context's stored sleep-time artifacts and one embedding of the
+query, so the policy sees online what it was tuned on offline. The policy also sets each
+context's sleep budget: the worker runs its probe pass, then the passes the policy asks
+for once the probe's artifacts give the context estimator its features. The cached route serves the
 nearest anticipated answer only when the policy's threshold on P(that answer is
 right) says it is safe.
 """
@@ -17,9 +19,11 @@ from typing import Any
 import numpy as np
 
 from policies import ContextFeatures, Policy, QueryFeatures, load, query_words
+from policies.features import Anticipation, context_signals, nearest, query_signals
 from router.ladder import rung
 from router.predictability import CalibratedModel, load_models, matrix
 from router.proxy.routing import RouteDecision
+from router.sleep import LearnedContext, SleepBudget
 from router.store.base import ContextRecord
 
 Encoder = Callable[[Sequence[str]], np.ndarray]
@@ -63,15 +67,12 @@ class PolicyRouter:
             full = self.policy.route(known, unlearned)
             return RouteDecision("full", rung=rung(full.rung).name, reason="no learned context yet")
         features, nearest = self.features(context, query, tenant)
-        scores = {
-            name: float(m.predict_proba(matrix([features], m.features))[0, 1])
-            for name, m in self.models.items()
-        }
+        scores = {name: self._score(name, features, 0.0) for name in self.models}
         known = ContextFeatures(scores.get("context", 0.5), expected_queries(context))
         # Offline, a context the policy would not sleep on has no learned context to route to;
         # the proxy's worker thinks about every queued context, so the policy's own sleep
         # decision gates whether that work is used, or replay and serving disagree.
-        worth_it = self.policy.sleep(known).passes > 0
+        worth_it = self.policy.sleep_passes(known)[0] > 0
         decision = self.policy.route(
             known,
             QueryFeatures(
@@ -112,22 +113,31 @@ class PolicyRouter:
     ) -> tuple[dict[str, Any], dict]:
         anticipated = context.anticipated or []
         sims = self._anticipated_vectors(tenant, context) @ self.encode([query])[0]
-        order = np.argsort(-sims)
-        best = anticipated[int(order[0])]
-        agreements = [float(a.get("agreement", 1.0)) for a in anticipated]
-        words = context.text.split()
-        return {
-            "similarity": float(sims[order[0]]),
-            "second_similarity": float(sims[order[1]]) if len(order) > 1 else 0.0,
-            "cached_support": int(best.get("support", 1)),
-            "cached_agreement": float(best.get("agreement", 1.0)),
-            "n_anticipated": len(anticipated),
-            "context_agreement": float(np.mean(agreements)),
-            "context_consistency": float(np.mean([a == 1.0 for a in agreements])),
-            "truncated_passes": context.truncated_passes,
-            "context_words": len(words),
-            "context_numbers": sum(any(c.isdigit() for c in w) for w in words),
-        }, best
+        votes = _votes(anticipated)
+        best = anticipated[nearest(sims)]  # type: ignore[index]  # decide() saw some
+        signals = context_signals(context.text, votes, context.truncated_passes)
+        return query_signals(sims, votes) | signals, best
+
+    def passes_after_probe(self, context: ContextRecord, learned: LearnedContext) -> int:
+        """How many sleep passes the policy wants in all, once the probe pass's artifacts give
+        the context estimator its features (the worker asks after its first pass)."""
+        votes = [Anticipation(a.support, a.agreement) for a in learned.anticipated]
+        signals = context_signals(context.text, votes, learned.truncated_passes)
+        known = ContextFeatures(self._score("context", signals, 0.5), expected_queries(context))
+        return self.policy.sleep_passes(known)[0]
+
+    def sleep_budget(self, base: SleepBudget) -> Callable[[ContextRecord], SleepBudget]:
+        """The worker's first budget per context: the policy's probe (none where it never
+        sleeps at the context's expected query count), in the configured prompt and length."""
+        return lambda context: replace(
+            base, passes=self.policy.probe_passes(expected_queries(context))
+        )
+
+    def _score(self, name: str, features: dict[str, Any], default: float) -> float:
+        model = self.models.get(name)
+        if model is None:
+            return default
+        return float(model.predict_proba(matrix([features], model.features))[0, 1])
 
     def _anticipated_vectors(self, tenant: str, context: ContextRecord) -> np.ndarray:
         key = (tenant, context.context_id, context.version, context.updated)
@@ -138,3 +148,10 @@ class PolicyRouter:
             questions = [a["question"] for a in context.anticipated or []]
             vectors = self._anticipated[key] = self.encode(questions)
         return vectors
+
+
+def _votes(anticipated: list[dict]) -> list[Anticipation]:
+    """Stored anticipated answers from before voting carry neither count: one pass, agreed."""
+    return [
+        Anticipation(int(a.get("support", 1)), float(a.get("agreement", 1.0))) for a in anticipated
+    ]

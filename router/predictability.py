@@ -25,17 +25,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from policies.features import CONTEXT_SIGNALS
+
 FORMAT_VERSION = 1
 
 # Known from the context's sleep-time artifacts alone, before any query arrives.
-CONTEXT_FEATURES = (
-    "n_anticipated",
-    "context_agreement",
-    "context_consistency",
-    "truncated_passes",
-    "context_words",
-    "context_numbers",
-)
+CONTEXT_FEATURES = CONTEXT_SIGNALS  # policies.features computes them, here and in replay
 # Known at request time: how the query relates to what was anticipated, plus the above.
 QUERY_FEATURES = (
     "similarity",

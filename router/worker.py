@@ -11,8 +11,10 @@ test-time request in flight), and the worker checks again between passes. A
 failing pass marks its job (and context) "failed" with the reason; it never
 reaches a user's request, which runs on its own code path.
 
-How much to think about a context is the policy's call: `budget(context)`
-returns a `SleepBudget` (a fixed number of passes until a policy gives one).
+How much to think about a context is the policy's call: `budget(context)` returns a
+`SleepBudget` (the configured passes, or a policy's probe pass), and with a policy,
+`passes_after_probe(context, learned)` says after the first pass how many passes the
+context gets in all, as replay charges them (`policies.base.Policy.sleep_passes`).
 """
 
 from __future__ import annotations
@@ -25,16 +27,28 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from router.sleep import ChatBackend, LearnedContext, SleepBudget, learned_context, sleep_pass
+from router.sleep import (
+    ChatBackend,
+    LearnedContext,
+    PassResult,
+    SleepBudget,
+    learned_context,
+    sleep_pass,
+)
 from router.store.base import ContextRecord, LearnedRecord, SleepJob, Store
 
 T = TypeVar("T")
 SleepBudgetFn = Callable[[ContextRecord], SleepBudget]
+# After the first pass: how many passes in all (a policy's sleep decision on what it learned).
+PassesAfterProbe = Callable[[ContextRecord, LearnedContext], int]
 log = logging.getLogger("sleeptime.worker")
 
 
 def fixed_budget(passes: int = 1, max_tokens: int = 768, prompt: str = "solve") -> SleepBudgetFn:
-    budget = SleepBudget(passes=passes, max_tokens=max_tokens, prompt=prompt)
+    return fixed_budget_of(SleepBudget(passes=passes, max_tokens=max_tokens, prompt=prompt))
+
+
+def fixed_budget_of(budget: SleepBudget) -> SleepBudgetFn:
     return lambda context: budget
 
 
@@ -47,12 +61,14 @@ class SleepWorker:
         *,
         is_idle: Callable[[], bool] = lambda: True,
         budget: SleepBudgetFn | None = None,
+        passes_after_probe: PassesAfterProbe | None = None,
         poll_s: float = 0.5,
         on_finished: Callable[[SleepJob, str, int], None] = lambda job, outcome, tokens: None,
     ) -> None:
         self.store = store
         self.backend = backend
         self.budget = budget or fixed_budget()
+        self.passes_after_probe = passes_after_probe
         self.is_idle = is_idle
         self.poll_s = poll_s
         self.on_finished = on_finished
@@ -119,13 +135,17 @@ class SleepWorker:
     async def _sleep(self, context: ContextRecord) -> LearnedContext:
         budget = self.budget(context)
         model = await self._model_name()
-        passes = []
-        for index in range(budget.passes):
+        passes: list[PassResult] = []
+        wanted = budget.passes
+        while len(passes) < wanted:
             await self.until_idle()  # yield to users between passes
             one = await _in_daemon_thread(
-                sleep_pass, self.backend, model, context.text, index, budget
+                sleep_pass, self.backend, model, context.text, len(passes), budget
             )
             passes.append(one)
+            if len(passes) == 1 and self.passes_after_probe is not None:
+                # The policy's own budget, now that the probe's artifacts can be scored.
+                wanted = max(1, self.passes_after_probe(context, learned_context(passes)))
         return learned_context(passes)
 
     async def _model_name(self) -> str:

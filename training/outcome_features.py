@@ -17,7 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from policies import query_words
+from policies.features import (
+    Anticipation,
+    context_signals,
+    nearest,
+    query_signals,
+    query_words,
+)
 from router.grading import answers_match
 from router.sleep import Anticipated, vote
 from training.outcomes import (
@@ -80,22 +86,21 @@ def _context_rows(
     sims = _similarities(
         [q["question"] for q in queries], [a.question for a in anticipated], encode
     )
-    shared = _context_signals(context["context"], anticipated, passes, k)
+    votes = [Anticipation(a.support, a.agreement) for a in anticipated]
+    truncated = sum(p["truncated"] for p in passes if p["pass"] < k)
+    shared = context_signals(context["context"], votes, truncated)
     rows = []
     for index, query in enumerate(queries):
-        order = np.argsort(-sims[index]) if anticipated else []
-        best = anticipated[order[0]] if anticipated else None
+        best = nearest(sims[index])
+        cached = anticipated[best] if best is not None else None
         rows.append(
             QueryFeatureRow(
                 context_id=context["id"],
                 query_id=query["id"],
                 sleep_passes=k,
-                similarity=float(sims[index][order[0]]) if best else 0.0,
-                second_similarity=float(sims[index][order[1]]) if len(order) > 1 else 0.0,
-                cached_answer=best.answer if best else "",
-                cached_support=best.support if best else 0,
-                cached_agreement=best.agreement if best else 0.0,
-                cached_correct=bool(best and answers_match(best.answer, query["answer"])),
+                **query_signals(sims[index], votes),
+                cached_answer=cached.answer if cached else "",
+                cached_correct=bool(cached and answers_match(cached.answer, query["answer"])),
                 **shared,
                 query_words=query_words(query["question"]),
             )
@@ -108,22 +113,6 @@ def _similarities(queries: list[str], anticipated: list[str], encode: Encoder) -
         return np.zeros((len(queries), 0))
     vectors = encode(queries + anticipated)
     return vectors[: len(queries)] @ vectors[len(queries) :].T
-
-
-def _context_signals(
-    text: str, anticipated: tuple[Anticipated, ...], passes: list[dict], k: int
-) -> dict[str, float | int]:
-    agreements = [a.agreement for a in anticipated]
-    return {
-        "n_anticipated": len(anticipated),
-        "context_agreement": float(np.mean(agreements)) if agreements else 0.0,
-        "context_consistency": float(np.mean([a == 1.0 for a in agreements]))
-        if agreements
-        else 0.0,
-        "truncated_passes": sum(p["truncated"] for p in passes if p["pass"] < k),
-        "context_words": len(text.split()),
-        "context_numbers": sum(any(ch.isdigit() for ch in w) for w in text.split()),
-    }
 
 
 def write_features(path: Path, rows: list[QueryFeatureRow]) -> None:

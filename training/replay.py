@@ -183,7 +183,8 @@ class ReplayResult:
 class Decisions:
     """A policy's decisions for every query of a table, as arrays."""
 
-    k: np.ndarray  # sleep budget index
+    k: np.ndarray  # sleep budget index whose learned context the query uses
+    paid: np.ndarray  # (C,) sleep budget index each context paid for (k, or the probe pass)
     route: np.ndarray  # ROUTE_CODES
     rung: np.ndarray
     check: np.ndarray  # the check rung of a checked enriched answer; -1: none
@@ -194,11 +195,12 @@ class Decisions:
 def decisions(policy: Policy, table: ReplayTable) -> Decisions:
     passes = np.array(
         [
-            policy.sleep(ContextFeatures(float(p), float(n))).passes
+            policy.sleep_passes(ContextFeatures(float(p), float(n)))
             for p, n in zip(table.predictability, table.queries_per_context, strict=True)
         ]
-    )
-    k_of_context = np.array([_nearest_budget(table.budgets, p) for p in passes])
+    ).reshape(-1, 2)
+    k_of_context = np.array([_nearest_budget(table.budgets, p) for p in passes[:, 0]])
+    paid = np.array([_nearest_budget(table.budgets, p) for p in passes[:, 1]])
     k = k_of_context[table.context_index]
     q = np.arange(len(table.query_ids))
     has = k > 0
@@ -222,7 +224,7 @@ def decisions(policy: Policy, table: ReplayTable) -> Decisions:
         check[i] = -1 if decision.check_rung is None else decision.check_rung
         fallback[i] = decision.fallback_rung
         anticipated[i] = decision.check_anticipated
-    return Decisions(k, route, rung, check, fallback, anticipated)
+    return Decisions(k, paid, route, rung, check, fallback, anticipated)
 
 
 def _nearest_budget(budgets: np.ndarray, passes: int) -> int:
@@ -272,18 +274,14 @@ def score(table: ReplayTable, d: Decisions, prices: Prices = DEFAULT_PRICES) -> 
     correct, completion, prompt, hit, latency = (
         np.nan_to_num(a) for a in (correct, completion, prompt, hit, latency)
     )
-    context_k = np.zeros(len(table.contexts), dtype=int)
-    context_k[table.context_index] = k
+    context_k = d.paid
     sleep = table.sleep_tokens[np.arange(len(context_k)), context_k]
     sleep_prompt = table.sleep_prompt[np.arange(len(context_k)), context_k]
     n = table.queries_per_context
     amortized = (sleep / n)[table.context_index]
     amortized_prompt = (sleep_prompt / n)[table.context_index]
-    t = prices.test_ratio
-    cost = t * completion + amortized
-    full_cost = t * (completion + prices.prompt_price(prompt, hit))
-    full_cost = full_cost + amortized + prices.prompt * amortized_prompt
-    cost = full_cost if prices.charge_prompt else cost
+    cost = prices.cost(completion, prompt, hit, amortized, amortized_prompt)
+    full_cost = prices.full_cost(completion, prompt, hit, amortized, amortized_prompt)
     n_cached = max(int(cached.sum()), 1)
     return ReplayResult(
         accuracy=float(correct.mean()),

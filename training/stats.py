@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from policies import Prices
+
 Columns = dict[str, np.ndarray]
 
 # Prices relative to one completion token (OpenAI-style: input 1/4, cached input 1/8 of output).
-PROMPT_PRICE = 0.25
-CACHED_PROMPT_PRICE = 0.125
 
 
 @dataclass(frozen=True)
@@ -124,9 +124,10 @@ class Comparison:
     token_ratio: float
 
     def amortized_cost(self, queries: float, t: float) -> tuple[float, float]:
-        """(test-time only, with sleep) cost per query: t * test + sleep / queries."""
-        with_sleep = t * self.test_tokens_with_sleep + self.sleep_tokens / queries
-        return t * self.test_tokens_test_only, with_sleep
+        """(test-time only, with sleep) paper cost per query."""
+        prices = Prices(test_ratio=t)
+        with_sleep = prices.paper_cost(self.test_tokens_with_sleep, self.sleep_tokens, queries)
+        return prices.paper_cost(self.test_tokens_test_only), with_sleep
 
     def amortized_cost_ratio(self, queries: float, t: float) -> float:
         base, with_sleep = self.amortized_cost(queries, t)
@@ -158,14 +159,14 @@ def compare(test_only: list[CurvePoint], with_sleep: list[CurvePoint]) -> Compar
 
 def full_cost_per_query(point: CurvePoint, queries: float, t: float) -> float:
     """Cost that also charges prompt tokens (cached ones at a discount) on both phases."""
-    uncached = point.prompt_tokens - point.cached_prompt_tokens
-    test = (
-        point.test_tokens
-        + PROMPT_PRICE * uncached
-        + CACHED_PROMPT_PRICE * point.cached_prompt_tokens
+    return Prices(test_ratio=t).full_cost(
+        point.test_tokens,
+        point.prompt_tokens,
+        point.cached_prompt_tokens,
+        point.sleep_tokens,
+        point.sleep_prompt_tokens,
+        queries,
     )
-    sleep = point.sleep_tokens + PROMPT_PRICE * point.sleep_prompt_tokens
-    return t * test + sleep / queries
 
 
 def ranks(values: np.ndarray) -> np.ndarray:

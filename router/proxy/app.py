@@ -25,7 +25,6 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from router.errors import ConfigError
-from router.forward import Forwarder
 from router.local_server import start_local_server
 from router.proxy import openapi, routes
 from router.proxy.chat import chat_completions
@@ -35,12 +34,12 @@ from router.proxy.routing import ROUTERS, Router
 from router.proxy.state import ProxyState
 from router.proxy.tenants import Tenants
 from router.settings import Settings
-from router.sleep import ChatBackend
+from router.sleep import ChatBackend, SleepBudget
 from router.store import open_store
 from router.store.base import SleepJob, Store
 from router.store.journal import RecordJournal
-from router.upstream import OpenAIBackend, RetryPolicy
-from router.worker import SleepBudgetFn, SleepWorker, fixed_budget
+from router.upstream import Forwarder, OpenAIBackend, RetryPolicy
+from router.worker import SleepBudgetFn, SleepWorker, fixed_budget_of
 
 log = logging.getLogger("sleeptime.proxy")
 # FastAPI's built-in OpenTelemetry costs about 50 us a request; /metrics covers what it would.
@@ -202,9 +201,13 @@ async def _start_worker(
         )
         stack.callback(built.close)
         backend = built
-    budget = parts.budget or fixed_budget(
-        config.sleep_passes, config.sleep_max_tokens, config.sleep_prompt
+    base = SleepBudget(
+        passes=config.sleep_passes, max_tokens=config.sleep_max_tokens, prompt=config.sleep_prompt
     )
+    # A policy router sets each context's sleep budget; the other routers run the configured.
+    plan = getattr(state.router, "sleep_budget", None)
+    passes_after_probe = getattr(state.router, "passes_after_probe", None)
+    budget = parts.budget or (plan(base) if plan is not None else fixed_budget_of(base))
 
     def finished(job: SleepJob, outcome: str, sleep_tokens: int) -> None:
         state.forget(job.tenant, job.context_id)
@@ -217,6 +220,7 @@ async def _start_worker(
         state.upstream_model,
         is_idle=state.is_idle,
         budget=budget,
+        passes_after_probe=passes_after_probe,
         on_finished=finished,
     )
     state.worker = worker

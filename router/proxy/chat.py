@@ -22,7 +22,6 @@ from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
 from router.errors import UpstreamError
-from router.forward import UpstreamStream
 from router.ladder import rung
 from router.proxy import synth
 from router.proxy.checked import add_usage, agree, not_streamed, usage_tokens
@@ -33,6 +32,7 @@ from router.proxy.relay import StreamRelay
 from router.proxy.routing import PASS_THROUGH, RouteDecision, rewrite
 from router.proxy.state import ProxyState
 from router.store.base import ContextRecord, RequestRecord
+from router.upstream import UpstreamStream
 
 CHAT_PATH = "/chat/completions"
 log = logging.getLogger("sleeptime.proxy")

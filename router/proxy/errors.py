@@ -4,7 +4,7 @@
 
 `ApiError` is what handlers raise for bad input; `from_upstream` maps
 `router.errors.UpstreamError` (already translated from httpx by
-`router.forward`) to the status its class names: 502 unreachable or 5xx,
+`router.upstream`) to the status its class names: 502 unreachable or 5xx,
 504 timeout, 429 with Retry-After, an upstream 4xx with its own status and
 message. The same body goes into an SSE error event when a stream breaks.
 """

@@ -29,9 +29,9 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from router.errors import UpstreamBadResponse, UpstreamError
-from router.forward import DONE_EVENT, UpstreamStream
 from router.proxy.checked import add_usage
 from router.proxy.errors import ApiError, from_upstream, sse_error_event
+from router.upstream import DONE_EVENT, UpstreamStream
 
 Settle = Callable[[int, str | None, dict[str, Any] | None], None]
 

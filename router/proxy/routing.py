@@ -17,13 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
+from policies import Route
 from router.answering import NOTES_HINT
 from router.ladder import Rung, rung
 from router.store.base import ContextRecord
-
-Route = Literal["full", "enriched", "cached"]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from router.forward import Forwarder
+from policies import Prices
 from router.proxy.config import ProxyConfig
 from router.proxy.contexts import ContextRef
 from router.proxy.limits import KeyLimits
@@ -21,6 +21,7 @@ from router.proxy.tenants import Tenants
 from router.store.base import ContextRecord, RequestRecord, Store
 from router.store.journal import RecordJournal
 from router.store.writer import BackgroundWriter
+from router.upstream import Forwarder
 from router.worker import SleepWorker
 
 log = logging.getLogger("sleeptime.proxy")
@@ -54,6 +55,7 @@ class ProxyState:
         self.router = router
         self.tenants = tenants
         self.limits = KeyLimits(config.max_inflight_per_key)
+        self.prices = Prices(test_ratio=config.settings.test_token_price_ratio)
         self.metrics = metrics or Metrics()
         self.worker: SleepWorker | None = None
         self.inflight = 0
@@ -182,8 +184,8 @@ class ProxyState:
         return max(0, round(full - completion_tokens))
 
     def cost(self, completion_tokens: int) -> float:
-        """In sleep-time token units, as DESIGN.md prices test-time tokens."""
-        return self.config.settings.test_token_price_ratio * completion_tokens
+        """The paper cost of one answer (policies.cost), in sleep-time token units."""
+        return float(self.prices.paper_cost(completion_tokens))
 
     # The writer thread.
 

@@ -7,8 +7,7 @@ import json
 import time
 from typing import Any
 
-from router.forward import DONE_EVENT
-from router.upstream import estimate_tokens
+from router.upstream import DONE_EVENT, estimate_tokens
 
 
 def completion(request_id: str, model: str, answer: str) -> dict[str, Any]:

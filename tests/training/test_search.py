@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from policies import Learned
-from training.search import SearchSpace, baseline_params, check_rungs
+from pathlib import Path
+
+import pytest
+
+from policies import REGISTRY, Learned, Policy
+from policies.space import Choices
+from training.search import check_rungs, policy_of, run_study
 
 
 def test_the_check_is_searched_only_where_two_rungs_kept_answers() -> None:
@@ -12,8 +17,8 @@ def test_the_check_is_searched_only_where_two_rungs_kept_answers() -> None:
 
 
 def test_seeds_include_each_always_sleep_rung_checked_by_every_other_voter() -> None:
-    space = SearchSpace([0, 3], [0, 1], [1], checks=check_rungs([0, 1]), anticipated=[False, True])
-    seeds = baseline_params(space)
+    space = Choices([0, 3], [0, 1], [1], checks=check_rungs([0, 1]), anticipated=[False, True])
+    seeds = Learned.seeds(space)
     voters = sorted(
         (s["enriched_rung"], s["check_rung"], s["check_anticipated"])
         for s in seeds
@@ -31,12 +36,38 @@ def test_seeds_include_each_always_sleep_rung_checked_by_every_other_voter() -> 
 
 
 def test_a_dimension_with_one_choice_is_not_a_param_of_the_seeds() -> None:
-    rungs_only = baseline_params(SearchSpace([0, 3], [0, 1], [1], checks=check_rungs([0, 1])))
+    rungs_only = Learned.seeds(Choices([0, 3], [0, 1], [1], checks=check_rungs([0, 1])))
     assert all("check_anticipated" not in s for s in rungs_only)
     assert sorted(s["check_rung"] for s in rungs_only if s["check_rung"] >= 0) == [0, 1]
-    anticipated_only = baseline_params(SearchSpace([0, 3], [0, 1], [1], anticipated=[False, True]))
+    anticipated_only = Learned.seeds(Choices([0, 3], [0, 1], [1], anticipated=[False, True]))
     assert all("check_rung" not in s for s in anticipated_only)
     assert sum(s["check_anticipated"] for s in anticipated_only) == 2
-    unsearched = baseline_params(SearchSpace([0, 3], [0, 1], [1]))
+    unsearched = Learned.seeds(Choices([0, 3], [0, 1], [1]))
     assert all("check_rung" not in s and "check_anticipated" not in s for s in unsearched)
     assert len(unsearched) == 4
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_one_study_tunes_every_registered_policy_over_its_own_space(
+    name: str, tmp_path: Path
+) -> None:
+    kind = REGISTRY[name]
+    space = kind.search_space(Choices([0, 3], [0, 1], [1, 2]))
+    seen: list[Policy] = []
+
+    def objective(policy: Policy) -> tuple[float, float]:
+        seen.append(policy)
+        return 0.5, float(len(seen))
+
+    study = run_study(
+        objective,
+        storage=str(tmp_path / "journal"),
+        name=name,
+        trials=6,
+        seeds=kind.seeds(Choices([0, 3], [0, 1], [1, 2])),
+        space=space,
+        policy=kind,
+    )
+    assert len(study.trials) == 6 and all(isinstance(p, kind) for p in seen)
+    assert {policy_of(t, space, kind) for t in study.trials} == set(seen)
+    assert set(study.trials[-1].params) <= set(space)  # only the space is searched

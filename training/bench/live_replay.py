@@ -39,7 +39,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -108,10 +108,15 @@ def summarize(
     interval = bootstrap_accuracy(correct, contexts)
     per_context = Counter(a.context for a in asked)
     sleep = sum(sleep_tokens.get(c, 0) for c in per_context)
-    cost = np.mean(
-        [t * a.test_tokens + sleep_tokens.get(a.context, 0) / per_context[a.context] for a in asked]
+    prices = replace(prices, test_ratio=t)
+    test, prompt, hit = (
+        np.array([getattr(a, f) for a in asked], dtype=float)
+        for f in ("test_tokens", "prompt_tokens", "cached_prompt_tokens")
     )
-    read = np.mean([prices.prompt_price(a.prompt_tokens, a.cached_prompt_tokens) for a in asked])
+    shares = np.array([sleep_tokens.get(a.context, 0) / per_context[a.context] for a in asked])
+    # Sleep-time prompt tokens are not known to the client: not charged here.
+    cost = np.mean(prices.paper_cost(test, shares))
+    full_cost = np.mean(prices.full_cost(test, prompt, hit, shares))
     return Arm(
         name=name,
         queries=len(asked),
@@ -123,7 +128,7 @@ def summarize(
         prompt_tokens=round(float(np.mean([a.prompt_tokens for a in asked])), 2),
         sleep_tokens=round(sleep / max(len(per_context), 1), 2),
         cost=round(float(cost), 2),
-        full_cost=round(float(cost + t * read), 2),
+        full_cost=round(float(full_cost), 2),
         cached_prompt_tokens=round(float(np.mean([a.cached_prompt_tokens for a in asked])), 2),
         latency_s=round(float(np.median([a.latency_s for a in asked])), 3),
         routes=dict(Counter(f"{a.route}:{a.rung}" if a.rung else a.route for a in asked)),

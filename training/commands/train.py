@@ -13,14 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from policies import Learned, Policy, Prices, builtin_baselines, save
+from policies import REGISTRY, Learned, Policy, Prices, builtin_baselines, save
+from policies.space import Choices
 from router.predictability import estimators_for, save_models
 from router.settings import load_settings
 from training.outcomes import Outcome
@@ -28,8 +29,6 @@ from training.replay import ReplayTable, evaluate
 from training.search import (
     SEARCH_SPACE_VERSION,
     WORD_LIMITS,
-    SearchSpace,
-    baseline_params,
     check_rungs,
     policy_of,
     run_study,
@@ -47,6 +46,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="sleeptime train", description=__doc__)
     parser.add_argument("outcomes", nargs="+", type=Path)
     parser.add_argument("--trials", type=int, default=1000)
+    parser.add_argument(
+        "--policy",
+        choices=sorted(REGISTRY),
+        default=Learned.name,
+        help="the registered policy class to tune over its own search space (default learned)",
+    )
     parser.add_argument(
         "--min-accuracy",
         type=float,
@@ -87,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     train, val, test = (
         table.subset(m) for m in split_masks(table.contexts, (0.6, 0.2, 0.2), args.seed)
     )
-    space = _space(table)
+    choices = _choices(table)
+    kind = REGISTRY[args.policy]
+    space = kind.search_space(choices)
     started = time.perf_counter()
     log: list[tuple[int, Policy, tuple[float, float]]] = []
     study = run_study(
@@ -95,15 +102,18 @@ def main(argv: list[str] | None = None) -> int:
         storage=args.storage,
         name=args.study or _study_name(args),
         trials=args.trials,
-        seeds=baseline_params(space),
+        seeds=kind.seeds(choices),
         space=space,
+        policy=kind,
         min_accuracy=args.min_accuracy,
         seed=args.seed,
         on_trial=lambda n, p, v: log.append((n, p, v)),
     )
     seconds = time.perf_counter() - started
-    chosen = _choose(study, (train, val), prices, args.min_accuracy)
-    summary = _summary(chosen, test, prices, space) | {
+    chosen = _choose(
+        study, (train, val), prices, args.min_accuracy, lambda t: policy_of(t, space, kind)
+    )
+    summary = _summary(chosen, test, prices, choices) | {
         "trials": len(study.trials),
         "trials_this_run": len(log),
         "seconds": round(seconds, 2),
@@ -129,7 +139,7 @@ def _save_estimators(policy: Path, outcomes: list[Outcome], rows: list[dict[str,
     return save_models(estimators_for(policy), fit_estimators(rows), meta)
 
 
-def _space(table: ReplayTable) -> SearchSpace:
+def _choices(table: ReplayTable) -> Choices:
     full = [r for r in range(table.rungs) if not np.isnan(table.correct[:, 0, r]).all()]
     enriched = [
         r
@@ -143,7 +153,7 @@ def _space(table: ReplayTable) -> SearchSpace:
     budgets = [int(k) for k in table.budgets[1:]] or [1]
     # The nearest anticipated answer can vote only where the table kept it and an answer on c'.
     voted = bool(answered) and not np.isnan(table.cached_answers[:, 1:]).all()
-    return SearchSpace(
+    return Choices(
         full,
         enriched or [0],
         budgets,
@@ -163,7 +173,8 @@ def _study_name(args: argparse.Namespace) -> str:
     mode = f"min-acc-{args.min_accuracy}" if args.min_accuracy is not None else "pareto"
     mode += "-prompt-charged" if args.charge_prompt else ""  # another objective, another study
     inputs = "+".join(p.name for p in args.outcomes)
-    return f"{inputs}-{mode}-seed{args.seed}-space{SEARCH_SPACE_VERSION}"
+    kind = "" if args.policy == Learned.name else f"-{args.policy}"  # learned: the old names
+    return f"{inputs}{kind}-{mode}-seed{args.seed}-space{SEARCH_SPACE_VERSION}"
 
 
 def _ensure_parent(path: Path) -> Path:
@@ -172,7 +183,11 @@ def _ensure_parent(path: Path) -> Path:
 
 
 def _choose(
-    study: Any, seen: Sequence[ReplayTable], prices: Prices, min_accuracy: float | None
+    study: Any,
+    seen: Sequence[ReplayTable],
+    prices: Prices,
+    min_accuracy: float | None,
+    policy_of: Callable[[Any], Policy],
 ) -> Policy:
     """The cheapest Pareto policy that matches the best test-time-only accuracy (or the floor
     asked) on every split it has seen, training and validation; if none does, the most
@@ -210,7 +225,7 @@ def _best_test_only(table: ReplayTable, prices: Prices) -> Any:
 
 
 def _summary(
-    chosen: Policy, test: ReplayTable, prices: Prices, space: SearchSpace
+    chosen: Policy, test: ReplayTable, prices: Prices, space: Choices
 ) -> dict[str, Any]:
     result = evaluate(chosen, test, prices)
     baselines = [

@@ -15,8 +15,8 @@ from fake_upstream import FakeUpstream
 from fastapi.testclient import TestClient
 from proxy_fakes import QUICK, FakeSleepBackend, config_for
 
-from router.forward import Forwarder
 from router.proxy.app import create_app
+from router.upstream import Forwarder
 
 
 @pytest.fixture

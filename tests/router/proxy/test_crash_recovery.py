@@ -55,13 +55,13 @@ from fake_upstream import (  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from proxy_fakes import KEY_A, KEY_B, QUICK, SLEEP_REPLY, config_for  # noqa: E402
 
-from router.forward import Forwarder  # noqa: E402
 from router.proxy.app import create_app  # noqa: E402
 from router.proxy.tenants import Tenants  # noqa: E402
 from router.sleep import SYSTEM  # noqa: E402
 from router.store.base import RequestRecord  # noqa: E402
 from router.store.journal import RecordJournal  # noqa: E402
 from router.store.sqlite import SqliteStore  # noqa: E402
+from router.upstream import Forwarder  # noqa: E402
 
 MODEL = "fake-model"
 KEYS = (KEY_A, KEY_B)

@@ -18,9 +18,9 @@ from fake_upstream import (
 from fastapi.testclient import TestClient
 from proxy_fakes import QUICK, config_for
 
-from router.forward import Forwarder
 from router.proxy.app import create_app
 from router.proxy.config import ProxyConfig
+from router.upstream import Forwarder
 
 GOOD = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 USER = {"role": "user", "content": "hi"}

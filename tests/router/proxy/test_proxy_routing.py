@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 from proxy_fakes import KEY_A, KEY_B, QUICK, config_for
 
 from router.answering import NOTES_HINT
-from router.forward import Forwarder
 from router.ladder import rung
 from router.proxy.app import create_app
 from router.proxy.routing import EnrichedRouter, RouteDecision, enrich
 from router.store import ContextRecord, SqliteStore
+from router.upstream import Forwarder
 
 MESSAGES = [{"role": "system", "content": "A text."}, {"role": "user", "content": "Q?"}]
 

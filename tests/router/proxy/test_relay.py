@@ -7,8 +7,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from router.forward import DONE_EVENT
 from router.proxy.relay import StreamRelay
+from router.upstream import DONE_EVENT
 
 USAGE = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
 

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "router"))  # fake_upstream
-
 from fake_upstream import FakeUpstream, Recorded, Reply, completion, usage_body
 
 from policies import Prices, save
@@ -22,7 +18,7 @@ from training.bench.live_replay import Asked, ratios, run_arm, summarize
 from training.bench.resume import WorkMismatch, work_folder
 from training.datasets import load_dataset
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ESTIMATORS = ROOT / "benchmarks" / "estimators" / "predictability-gsm8k.pkl"
 
 

@@ -7,10 +7,10 @@ from types import SimpleNamespace
 import pytest
 
 from policies import Learned, Prices
+from policies.builtin import NEVER
 from training.commands.train import _choose
 from training.outcomes import Outcome
 from training.replay import build_table
-from training.search import NEVER
 
 
 def outcome(ctx: str, k: int, rung: int, correct: bool, tokens: int) -> Outcome:
@@ -30,6 +30,7 @@ def split(cheap_right: bool):
 CHEAP = {"sleep_min_value": 0.0, "cached_threshold": 1.01, "enriched_threshold": 0.0,
          "enriched_rung": 0, "full_rung": 1}  # fmt: skip
 FULL = {"sleep_min_value": NEVER, "full_rung": 1}
+OF = lambda trial: Learned(**trial.params)  # noqa: E731
 STUDY = SimpleNamespace(
     best_trials=[SimpleNamespace(params=p, values=(1.0, 0.0)) for p in (CHEAP, FULL)]
 )
@@ -42,5 +43,5 @@ def test_a_policy_that_matches_only_on_validation_is_not_kept(
     train_right: bool, chosen: Learned
 ) -> None:
     val = split(cheap_right=True)  # the cheap policy looks as good as full reasoning here
-    assert _choose(STUDY, (val,), Prices(), None) == Learned(**CHEAP)
-    assert _choose(STUDY, (split(train_right), val), Prices(), None) == chosen
+    assert _choose(STUDY, (val,), Prices(), None, OF) == Learned(**CHEAP)
+    assert _choose(STUDY, (split(train_right), val), Prices(), None, OF) == chosen

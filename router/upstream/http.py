@@ -1,26 +1,22 @@
 """The proxy's pass-through to the upstream: raw JSON bytes over one pooled aiohttp session.
 
-`router.upstream` (the openai SDK) parses every answer into objects, which is
-right for offline work and too slow for a proxy that should add about a
-millisecond: here request bodies go out as the bytes the proxy built, answers
-come back as bytes plus the parsed JSON the proxy needs for its records.
+`sdk.OpenAIBackend` parses every answer into objects, which is right for offline
+work and too slow for a proxy that should add about a millisecond: here request
+bodies go out as the bytes the proxy built, answers come back as bytes plus the
+parsed JSON the proxy needs for its records.
 
 Why aiohttp and not httpx: measured here (2 cores, 32 concurrent clients, a
 bare Starlette app forwarding to an instant upstream), httpx.AsyncClient
 topped out near 400 requests/s with a 60 ms median, aiohttp near 4,000-7,000
 with 4-7 ms; httpx's pool and anyio layers cost more than the whole proxy
 (a known issue: encode/httpx#3215). This module is the only one that imports
-aiohttp, so the client stays replaceable.
+aiohttp, so the client stays replaceable; it imports nothing of openai, so the
+hot path does not load the SDK.
 
-Retries follow `router.upstream.RetryPolicy` (exponential backoff, Retry-After
-on 429 and 503). aiohttp errors are translated here, once, into `router.errors`:
-
-    TimeoutError (connect, read, stall)  -> UpstreamTimeout          (504) retried
-    other aiohttp.ClientError, OSError   -> UpstreamConnectionError  (502) retried
-    429                                  -> UpstreamRateLimited      (429) retried
-    5xx                                  -> UpstreamServerError      (502) retried
-    other 4xx                            -> UpstreamRejected (the upstream's status and message)
-    3xx, a body that is not a JSON object -> UpstreamBadResponse      (502)
+Retries and translation are `retry`'s, shared with the SDK client: aiohttp
+errors become `retry.transport_error` (TimeoutError: 504, any other
+aiohttp.ClientError or OSError: 502, both retried), statuses go through
+`retry.status_error`, and a body that is not a JSON object is UpstreamBadResponse.
 
 Streams are retried only until their first SSE event has arrived, that is
 before the proxy relays a single byte. After that an error cannot become an
@@ -33,31 +29,25 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import aiohttp
 import yarl
 
-from router.errors import (
-    UpstreamBadResponse,
-    UpstreamConnectionError,
-    UpstreamError,
-    UpstreamRateLimited,
-    UpstreamRejected,
-    UpstreamServerError,
-    UpstreamTimeout,
+from router.errors import UpstreamBadResponse, UpstreamError, UpstreamServerError, UpstreamTimeout
+from router.upstream.retry import (
+    DEFAULT_RETRY,
+    RetryPolicy,
+    retry_after_s,
+    status_error,
+    transport_error,
 )
-from router.upstream import RetryPolicy
 
 T = TypeVar("T")
-_RETRYABLE = (UpstreamConnectionError, UpstreamTimeout, UpstreamRateLimited, UpstreamServerError)
 _NETWORK = (aiohttp.ClientError, OSError)  # OSError includes TimeoutError
 DONE_EVENT = b"data: [DONE]\n\n"
-DEFAULT_RETRY = RetryPolicy()
 
 
 @dataclass(frozen=True)
@@ -176,9 +166,9 @@ class Forwarder:
             try:
                 return await call()
             except _Attempt as failed:
-                if attempt >= self.retry.max_retries or not isinstance(failed.error, _RETRYABLE):
+                wait = self.retry.wait_s(attempt, failed.error, failed.retry_after)
+                if wait is None:
                     raise failed.error from failed.__cause__
-                wait = self.retry.delay_s(attempt, failed.retry_after)
             await self._sleep(wait)
             attempt += 1
 
@@ -251,47 +241,12 @@ class UpstreamStream:
 
 
 def _network_error(exc: BaseException) -> UpstreamError:
-    if isinstance(exc, TimeoutError):
-        return UpstreamTimeout("upstream did not answer in time")
-    return UpstreamConnectionError(f"cannot reach upstream: {exc!r}")
+    return transport_error(exc, timed_out=isinstance(exc, TimeoutError))
 
 
 def _status_error(status: int, headers: Mapping[str, str], content: bytes) -> _Attempt:
-    message = _upstream_message(status, content)
-    if status < 400:
-        return _Attempt(UpstreamBadResponse(f"upstream answered {status}: {message}"))
-    retry_after = _retry_after(headers) if status in (429, 503) else None
-    if status == 429:
-        return _Attempt(UpstreamRateLimited(message, retry_after=retry_after), retry_after)
-    if status >= 500:
-        return _Attempt(UpstreamServerError(message, upstream_status=status), retry_after)
-    return _Attempt(UpstreamRejected(message, upstream_status=status))
-
-
-def _upstream_message(status: int, content: bytes) -> str:
-    """The upstream's own words from an OpenAI-style error body, else the start of the body."""
-    try:
-        error = json.loads(content).get("error")
-    except (ValueError, AttributeError):
-        error = None
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return error["message"]
-    if isinstance(error, str):
-        return error
-    text = content.decode("utf-8", "replace").strip()[:500]
-    return f"upstream answered {status}: {text or 'no body'}"
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("Retry-After", "")
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
-    except (TypeError, ValueError):
-        return None
+    retry_after = retry_after_s(status, headers)
+    return _Attempt(status_error(status, content, retry_after), retry_after)
 
 
 def _json_object(content: bytes) -> dict[str, Any]:

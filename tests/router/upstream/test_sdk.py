@@ -1,12 +1,14 @@
-"""The real openai client against a real (fake) HTTP upstream on 127.0.0.1."""
+"""The real openai client against a real (fake) HTTP upstream on 127.0.0.1.
+
+`TestOpenAIBackendContract` runs the shared upstream contract; the tests below it
+cover what only a parsing client does: usage and its estimate, params sent as
+given, deltas, and the shapes of answer it refuses.
+"""
 
 from __future__ import annotations
 
-import socket
-import time
 from collections.abc import Iterator
-from email.utils import formatdate
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from fake_upstream import (
@@ -17,41 +19,63 @@ from fake_upstream import (
     completion_body,
     error_reply,
     json_reply,
-    raw_reply,
     sse_reply,
     stream_reply,
     usage_body,
 )
+from upstream_contract import EXACT, OpenUpstream, UpstreamContract
 
 from router.errors import (
     UpstreamBadResponse,
-    UpstreamConnectionError,
-    UpstreamRateLimited,
     UpstreamRejected,
     UpstreamServerError,
     UpstreamTimeout,
 )
-from router.upstream import (
-    NO_KEY,
-    ChatResult,
-    OpenAIBackend,
-    RetryPolicy,
-    StreamDelta,
-    Usage,
-    estimate_prompt_tokens,
-)
+from router.upstream import NO_KEY, ChatResult, OpenAIBackend, RetryPolicy, StreamDelta, Usage
 
 if TYPE_CHECKING:
     from router.local_server import LocalServer
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}]
-EXACT = RetryPolicy(max_retries=3, backoff_base_s=0.5, backoff_max_s=8.0, jitter=0.0)
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as server:
-        yield server
+class SdkUpstream:
+    """OpenAIBackend behind the contract's interface; its answers rebuilt as OpenAI JSON."""
+
+    def __init__(self, url: str, *, retry: RetryPolicy, timeout_s: float) -> None:
+        self.waits: list[float] = []
+        self.backend = OpenAIBackend(url, timeout_s=timeout_s, retry=retry, sleep=self.waits.append)
+
+    def complete(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        messages, model, params = _split(body)
+        result = self.backend.chat(messages, model=model, **params)
+        choice = {"index": 0, "message": {"role": "assistant", "content": result.text}}
+        usage = {
+            "prompt_tokens": result.usage.prompt_tokens,
+            "completion_tokens": result.usage.completion_tokens,
+        }
+        return 200, {"model": result.model, "choices": [choice], "usage": usage}
+
+    def stream_text(self, body: dict[str, Any]) -> list[str]:
+        messages, model, params = _split(body)
+        return [d.text for d in self.backend.stream(messages, model=model, **params) if d.text]
+
+    def models(self) -> list[str]:
+        return self.backend.models()
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def _split(body: dict[str, Any]) -> tuple[list[dict], str, dict[str, Any]]:
+    params = {k: v for k, v in body.items() if k not in ("messages", "model")}
+    return body["messages"], body["model"], params
+
+
+class TestOpenAIBackendContract(UpstreamContract):
+    @pytest.fixture
+    def open_upstream(self) -> OpenUpstream:
+        return SdkUpstream
 
 
 @pytest.fixture
@@ -109,11 +133,6 @@ def test_usage_without_cache_details_counts_zero_cached(
     assert chat(backend).usage == Usage(5, 1, 0)
 
 
-def test_estimate_counts_text_parts_only() -> None:
-    parts = [{"type": "text", "text": "abcdefgh"}, {"type": "image_url", "image_url": {}}]
-    assert estimate_prompt_tokens([{"role": "user", "content": parts}]) == 2 + 4
-
-
 def test_params_pass_through_unchanged(backend: OpenAIBackend, fake: FakeUpstream) -> None:
     params = {
         "max_tokens": 64,
@@ -130,20 +149,24 @@ def test_params_pass_through_unchanged(backend: OpenAIBackend, fake: FakeUpstrea
     assert fake.requests[0].json == {"messages": MESSAGES, "model": "m", "stream": False, **params}
 
 
-def test_models_lists_ids(backend: OpenAIBackend, fake: FakeUpstream) -> None:
-    fake.enqueue(
-        json_reply(
-            {
-                "object": "list",
-                "data": [
-                    {"id": "a", "object": "model", "created": 0, "owned_by": "x"},
-                    {"id": "b", "object": "model", "created": 0, "owned_by": "x"},
-                ],
-            }
-        )
-    )
-    assert backend.models() == ["a", "b"]
-    assert (fake.requests[0].method, fake.requests[0].path) == ("GET", "/v1/models")
+@pytest.mark.parametrize(
+    "reply",
+    [
+        json_reply({}),
+        json_reply({"choices": []}),
+        json_reply({"choices": "abc"}),
+        json_reply({"choices": [{"message": {"content": 42}}]}),
+    ],
+    ids=["empty", "no-choices", "choices-str", "content-int"],
+)
+def test_answer_without_a_usable_choice_is_a_bad_response(
+    backend: OpenAIBackend, fake: FakeUpstream, sleeps: list[float], reply: Reply
+) -> None:
+    """Garbage bodies are the contract's; these are JSON objects only a parser can refuse."""
+    fake.enqueue(reply)
+    with pytest.raises(UpstreamBadResponse):
+        chat(backend)
+    assert (len(fake.requests), sleeps) == (1, [])
 
 
 # streaming
@@ -185,14 +208,6 @@ def test_stream_relays_only_the_first_choice(backend: OpenAIBackend, fake: FakeU
     assert "".join(d.text for d in backend.stream(MESSAGES, model="m", n=2)) == "ab"
 
 
-def test_stream_retries_before_the_first_chunk(
-    backend: OpenAIBackend, fake: FakeUpstream, sleeps: list[float]
-) -> None:
-    fake.enqueue(error_reply(503, "warming up"), stream_reply(["ok"], usage=usage_body(1, 1)))
-    assert [d.text for d in backend.stream(MESSAGES, model="m")] == ["ok", ""]
-    assert sleeps == [0.5]
-
-
 def test_stream_errors_surface_when_called(backend: OpenAIBackend, fake: FakeUpstream) -> None:
     fake.enqueue(error_reply(400, "bad stop"))
     with pytest.raises(UpstreamRejected, match="bad stop"):
@@ -203,6 +218,7 @@ def test_stream_errors_surface_when_called(backend: OpenAIBackend, fake: FakeUps
 def test_stream_cut_midway_is_a_bad_response(
     backend: OpenAIBackend, fake: FakeUpstream, sleeps: list[float], ending: str
 ) -> None:
+    """An "eof" ending is clean but has no finish_reason: only a parsing client sees the cut."""
     fake.enqueue(sse_reply([chunk_body("partial"), chunk_body(" answ")], ending=ending))
     received: list[str] = []
     with pytest.raises(UpstreamBadResponse, match="2 deltas"):
@@ -232,112 +248,6 @@ def test_stream_error_event_is_a_server_error(backend: OpenAIBackend, fake: Fake
     fake.enqueue(sse_reply([chunk_body("a"), {"error": {"message": "KV cache full"}}]))
     with pytest.raises(UpstreamServerError, match="KV cache full"):
         list(backend.stream(MESSAGES, model="m"))
-
-
-# retries and errors
-
-
-def test_retry_after_is_honoured_and_capped(
-    backend: OpenAIBackend, fake: FakeUpstream, sleeps: list[float]
-) -> None:
-    in_an_hour = formatdate(time.time() + 3600, usegmt=True)
-    fake.enqueue(
-        error_reply(429, "slow down", headers={"Retry-After": "2"}),
-        error_reply(503, "busy", headers={"Retry-After": in_an_hour}),
-        completion("ok", usage=usage_body(1, 1)),
-    )
-    assert chat(backend).text == "ok"
-    assert sleeps == [2.0, 8.0]
-    assert len(fake.requests) == 3
-
-
-def test_rate_limited_after_all_retries(
-    backend: OpenAIBackend, fake: FakeUpstream, sleeps: list[float]
-) -> None:
-    fake.fallback = error_reply(429, "quota", headers={"Retry-After": "30"})
-    with pytest.raises(UpstreamRateLimited, match="quota") as caught:
-        chat(backend)
-    assert caught.value.retry_after == 30.0
-    assert sleeps == [8.0, 8.0, 8.0]
-
-
-def test_server_errors_retry_with_backoff_then_raise(
-    backend: OpenAIBackend, fake: FakeUpstream, sleeps: list[float]
-) -> None:
-    fake.fallback = raw_reply(b"<html>Bad Gateway</html>", 502, content_type="text/html")
-    with pytest.raises(UpstreamServerError, match="Bad Gateway") as caught:
-        chat(backend)
-    assert caught.value.upstream_status == 502
-    assert len(fake.requests) == EXACT.max_retries + 1
-    assert sleeps == [0.5, 1.0, 2.0]
-
-
-def test_rejected_at_once_with_the_upstream_message(
-    backend: OpenAIBackend, fake: FakeUpstream, sleeps: list[float]
-) -> None:
-    fake.enqueue(error_reply(400, "max_tokens must be positive"))
-    with pytest.raises(UpstreamRejected) as caught:
-        chat(backend, max_tokens=-1)
-    assert str(caught.value) == "max_tokens must be positive"
-    assert (caught.value.status, caught.value.upstream_status) == (400, 400)
-    assert (len(fake.requests), sleeps) == (1, [])
-
-
-@pytest.fixture
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_connection_refused(closed_port: int, sleeps: list[float]) -> None:
-    url = f"http://127.0.0.1:{closed_port}/v1"
-    with OpenAIBackend(url, timeout_s=0.5, retry=EXACT, sleep=sleeps.append) as backend:
-        with pytest.raises(UpstreamConnectionError, match="refused"):
-            chat(backend)
-        with pytest.raises(UpstreamConnectionError):
-            backend.stream(MESSAGES, model="m")
-    assert sleeps == [0.5, 1.0, 2.0] * 2
-
-
-def test_slow_upstream_times_out(fake: FakeUpstream, sleeps: list[float]) -> None:
-    fake.fallback = json_reply(completion_body("late"), delay_s=3.0)
-    policy = RetryPolicy(max_retries=1, jitter=0.0)
-    backend = OpenAIBackend(fake.url, timeout_s=0.5, retry=policy, sleep=sleeps.append)
-    with backend, pytest.raises(UpstreamTimeout):
-        chat(backend)
-    assert (len(fake.requests), sleeps) == (2, [0.5])
-
-
-@pytest.mark.parametrize(
-    "reply",
-    [
-        raw_reply(b"{not json"),
-        raw_reply(b"\xff\xfe\x00garbage"),
-        raw_reply(b"<html>hello</html>", content_type="text/html"),
-        json_reply({}),
-        json_reply([1, 2]),
-        json_reply({"choices": []}),
-        json_reply({"choices": "abc"}),
-        json_reply({"choices": [{"message": {"content": 42}}]}),
-    ],
-    ids=["json", "binary", "html", "empty", "list", "no-choices", "choices-str", "content-int"],
-)
-def test_invalid_body_is_a_bad_response(
-    backend: OpenAIBackend, fake: FakeUpstream, sleeps: list[float], reply: Reply
-) -> None:
-    fake.enqueue(reply)
-    with pytest.raises(UpstreamBadResponse):
-        chat(backend)
-    assert (len(fake.requests), sleeps) == (1, [])
-
-
-def test_backoff_jitter_stays_within_its_band() -> None:
-    policy = RetryPolicy(backoff_base_s=1.0, backoff_max_s=4.0, jitter=0.5)
-    for attempt, ceiling in [(0, 1.0), (1, 2.0), (2, 4.0), (10, 4.0), (10_000, 4.0)]:
-        delays = [policy.delay_s(attempt) for _ in range(50)]
-        assert all(ceiling / 2 <= d <= ceiling for d in delays)
-    assert policy.delay_s(0, retry_after=-3) == 0.0
 
 
 # the real thing: llama.cpp's server with the embedded model

@@ -1,18 +1,19 @@
 """The one adapter over the `openai` SDK: chat with any OpenAI-compatible upstream.
 
 OpenAI, vLLM, llama.cpp's server and LiteLLM all speak the same HTTP API, so one
-backend serves them all given a base URL (including its `/v1`) and a key.
+backend serves them all given a base URL (including its `/v1`) and a key. The
+sleep-time worker, `collect` and the offline LLM cache use it; the proxy's hot
+path uses `http.Forwarder` instead (raw bytes, no parsing into objects).
 
-Retries are ours, not the SDK's (`max_retries=0`): connection errors, timeouts,
-429 and 5xx are retried with exponential backoff, honouring Retry-After on 429
-and 503, and the injected `sleep` lets tests assert the delays without waiting.
-Every SDK exception is translated here, once, into `router.errors`:
+Retries are ours, not the SDK's (`max_retries=0`), so there is one loop and it
+follows `retry.RetryPolicy`; the injected `sleep` lets tests assert the delays
+without waiting. Every SDK exception is translated here, once, through the
+shared table in `retry`, plus what only a parsing client can meet:
 
-    APITimeoutError (connect or read)     -> UpstreamTimeout        retried
+    APITimeoutError (connect or read)     -> UpstreamTimeout         retried
     APIConnectionError                    -> UpstreamConnectionError retried
-    429                                   -> UpstreamRateLimited     retried
-    5xx, or an error event in a stream    -> UpstreamServerError     retried
-    other 4xx                             -> UpstreamRejected        at once
+    APIStatusError                        -> `retry.status_error` (429 and 5xx retried)
+    an error event in a stream            -> UpstreamServerError     retried
     invalid JSON, no choices, bad shape   -> UpstreamBadResponse     at once
 
 Streams: the request is sent and the first chunk read when `stream()` is called,
@@ -27,12 +28,8 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
-import random
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
+from collections.abc import Callable, Iterator
 from typing import Any, Self, TypeVar
 
 import openai
@@ -41,62 +38,27 @@ from router.errors import (
     UpstreamBadResponse,
     UpstreamConnectionError,
     UpstreamError,
-    UpstreamRateLimited,
-    UpstreamRejected,
     UpstreamServerError,
-    UpstreamTimeout,
+)
+from router.upstream.results import (
+    ChatResult,
+    StreamDelta,
+    Usage,
+    estimate_prompt_tokens,
+    estimate_tokens,
+)
+from router.upstream.retry import (
+    DEFAULT_RETRY,
+    RetryPolicy,
+    retry_after_s,
+    status_error,
+    transport_error,
 )
 
 NO_KEY = "sleeptime-no-key"
 _BODY_ERRORS = (json.JSONDecodeError, UnicodeDecodeError)  # the SDK lets these through
 _SDK_ERRORS = (openai.OpenAIError, *_BODY_ERRORS)
-_RETRYABLE = (UpstreamConnectionError, UpstreamTimeout, UpstreamRateLimited, UpstreamServerError)
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Usage:
-    prompt_tokens: int
-    completion_tokens: int
-    cached_prompt_tokens: int = 0
-    estimated: bool = False  # True when the upstream sent no usage and we estimated it
-
-
-@dataclass(frozen=True)
-class ChatResult:
-    """`text` is the first choice's; with n > 1, `usage` still counts every choice."""
-
-    text: str
-    finish_reason: str | None
-    usage: Usage
-    latency_s: float  # as the caller lived it: retries and backoff included
-    model: str
-
-
-@dataclass(frozen=True)
-class StreamDelta:
-    """Content deltas carry only text; the last event carries finish_reason and usage."""
-
-    text: str
-    finish_reason: str | None = None
-    usage: Usage | None = None
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """`jitter` is the fraction of each backoff drawn at random (0 makes it exact)."""
-
-    max_retries: int = 3
-    backoff_base_s: float = 0.5
-    backoff_max_s: float = 8.0
-    jitter: float = 0.5
-
-    def delay_s(self, attempt: int, retry_after: float | None = None) -> float:
-        """Retry-After wins when the upstream sent one; the cap keeps a hostile value bounded."""
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.backoff_max_s)
-        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2.0 ** min(attempt, 32))
-        return ceiling * (1.0 - self.jitter * random.random())
 
 
 class OpenAIBackend:
@@ -108,7 +70,7 @@ class OpenAIBackend:
         api_key: str | None = None,
         *,
         timeout_s: float = 120.0,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base_url = base_url
@@ -164,9 +126,9 @@ class OpenAIBackend:
                 return call()
             except _SDK_ERRORS as exc:
                 error = _translate(exc)
-                if attempt >= self.retry.max_retries or not isinstance(error, _RETRYABLE):
+                wait = self.retry.wait_s(attempt, error, _retry_after(exc))
+                if wait is None:
                     raise error from exc
-                wait = self.retry.delay_s(attempt, _retry_after(exc))
             self._sleep(wait)
             attempt += 1
 
@@ -189,12 +151,12 @@ def _request(
 
 
 def _translate(exc: Exception) -> UpstreamError:
-    if isinstance(exc, openai.APITimeoutError):
-        return UpstreamTimeout("upstream did not answer in time")
+    if isinstance(exc, openai.APITimeoutError):  # before its base class, APIConnectionError
+        return transport_error(exc.__cause__ or exc, timed_out=True)
     if isinstance(exc, openai.APIConnectionError):
-        return UpstreamConnectionError(f"cannot reach upstream: {exc.__cause__ or exc}")
+        return transport_error(exc.__cause__ or exc, timed_out=False)
     if isinstance(exc, openai.APIStatusError):
-        return _from_status(exc)
+        return status_error(exc.status_code, _content(exc), _retry_after(exc))
     if isinstance(exc, (openai.APIResponseValidationError, *_BODY_ERRORS)):
         return UpstreamBadResponse(f"upstream sent an invalid body: {exc}")
     if isinstance(exc, openai.APIError):
@@ -202,40 +164,21 @@ def _translate(exc: Exception) -> UpstreamError:
     return UpstreamError(f"upstream call failed: {exc}")
 
 
-def _from_status(exc: openai.APIStatusError) -> UpstreamError:
-    status, message = exc.status_code, _upstream_message(exc)
-    if status < 400:  # a redirect or informational status the SDK would not follow
-        return UpstreamBadResponse(f"upstream answered {status}: {message}")
-    if status == 429:
-        return UpstreamRateLimited(message, retry_after=_retry_after(exc))
-    if status >= 500:
-        return UpstreamServerError(message, upstream_status=status)
-    return UpstreamRejected(message, upstream_status=status)
+def _content(exc: openai.APIStatusError) -> bytes:
+    """The raw error body, so the shared table reads the upstream's words as the proxy does.
 
-
-def _upstream_message(exc: openai.APIStatusError) -> str:
-    """The upstream's own words (the SDK already unwrapped {"error": ...}), else the SDK's."""
-    body = exc.body
-    if isinstance(body, Mapping) and isinstance(body.get("message"), str):
-        return body["message"]
-    if isinstance(body, str) and body.strip():
-        return f"upstream answered {exc.status_code}: {body.strip()[:500]}"
-    return exc.message
+    The SDK reads it before raising; RuntimeError is httpx's ResponseNotRead, for a
+    response closed before it was read, which leaves only the status to report."""
+    try:
+        return exc.response.content
+    except RuntimeError:
+        return b""
 
 
 def _retry_after(exc: Exception) -> float | None:
-    """Seconds the upstream asked us to wait, from a number or an HTTP date; only 429 and 503."""
-    if not isinstance(exc, openai.APIStatusError) or exc.status_code not in (429, 503):
+    if not isinstance(exc, openai.APIStatusError):
         return None
-    value = exc.response.headers.get("retry-after", "")
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
-    except (TypeError, ValueError):  # absent or unreadable: back off on our own schedule
-        return None
+    return retry_after_s(exc.status_code, exc.response.headers)
 
 
 def _chat_result(
@@ -306,7 +249,7 @@ def _finish_reason(choice: object) -> str | None:
 
 
 def _usage(raw: object, messages: list[dict], text: str) -> Usage:
-    """Upstream counts when present; otherwise an estimate flagged as such (see below)."""
+    """Upstream counts when present; otherwise an estimate flagged as such (see results)."""
     prompt = getattr(raw, "prompt_tokens", None)
     completion = getattr(raw, "completion_tokens", None)
     details = getattr(raw, "prompt_tokens_details", None)
@@ -320,22 +263,3 @@ def _usage(raw: object, messages: list[dict], text: str) -> Usage:
         cached,
         estimated=True,
     )
-
-
-def estimate_tokens(text: str) -> int:
-    """About four characters per token for English and code with BPE tokenizers."""
-    return math.ceil(len(text) / 4)
-
-
-def estimate_prompt_tokens(messages: list[dict]) -> int:
-    """Text of every message plus 4 tokens each for the chat template's role markers."""
-    return sum(estimate_tokens(_message_text(m)) + 4 for m in messages)
-
-
-def _message_text(message: Mapping[str, Any]) -> str:
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # content parts: only text parts count
-        return "".join(p.get("text", "") for p in content if isinstance(p, Mapping))
-    return ""
