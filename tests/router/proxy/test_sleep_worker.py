@@ -62,6 +62,42 @@ def test_k_passes_per_the_budget(tmp_path: Path, sleeper: FakeSleepBackend) -> N
     assert store.get_context("t1", "a").sleep_tokens == 120  # type: ignore[union-attr]
 
 
+def test_a_policy_sets_the_passes_after_its_probe(
+    tmp_path: Path, sleeper: FakeSleepBackend
+) -> None:
+    """The probe pass runs, the policy reads its artifacts, the worker runs what it asks."""
+    store = queued_store(tmp_path, "wanted", "declined")
+    seen: list[tuple[str, int]] = []
+
+    def passes_after_probe(context, learned) -> int:
+        seen.append((context.context_id, learned.passes))
+        return 3 if context.context_id == "wanted" else 0
+
+    worker = SleepWorker(
+        store,
+        sleeper,
+        "m",
+        budget=fixed_budget(passes=1),
+        passes_after_probe=passes_after_probe,
+    )
+    assert drain(worker, store) == ["done", "done"]
+    assert seen == [("wanted", 1), ("declined", 1)]  # asked once, after the first pass
+    assert [c["seed"] for c in sleeper.calls] == [0, 1, 2, 0]  # 3 passes, then the probe alone
+    assert store.get_context("t1", "wanted").sleep_tokens == 120  # type: ignore[union-attr]
+
+
+def test_a_policy_that_never_sleeps_runs_no_pass(tmp_path: Path, sleeper: FakeSleepBackend) -> None:
+    from policies import TestTimeOnly
+    from router.policy_router import PolicyRouter
+    from router.sleep import SleepBudget
+
+    store = queued_store(tmp_path, "a")
+    router = PolicyRouter(TestTimeOnly(), {}, lambda texts: None)  # type: ignore[arg-type]
+    worker = SleepWorker(store, sleeper, "m", budget=router.sleep_budget(SleepBudget()))
+    drain(worker, store)
+    assert sleeper.calls == []
+
+
 def test_passes_cut_off_by_their_budget_are_counted(
     tmp_path: Path, sleeper: FakeSleepBackend
 ) -> None:
