@@ -12,6 +12,7 @@ import os
 import tomllib
 import types
 import typing
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -141,3 +142,14 @@ def _parse_bool(text: str) -> bool:
     if lowered in {"0", "false", "no", "off", ""}:
         return False
     raise ValueError(text)
+
+
+def safe_url(url: str) -> str:
+    """Scheme, host, port and path: a URL's user, password and query can carry a key."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(not a valid URL)"
+    return f"{parts.scheme}://{host}{port}{parts.path}"

@@ -236,7 +236,23 @@ def evaluate(policy: Policy, table: ReplayTable, prices: Prices = DEFAULT_PRICES
     return score(table, decisions(policy, table), prices)
 
 
-def score(table: ReplayTable, d: Decisions, prices: Prices = DEFAULT_PRICES) -> ReplayResult:
+@dataclass(frozen=True)
+class QueryOutcomes:
+    """What each query got under a policy's decisions, summed over every call it made."""
+
+    cached: np.ndarray  # bool
+    enriched: np.ndarray  # bool: answered on c' (checked or not)
+    escalate: np.ndarray  # bool: a checked answer on c' that a voter disagreed with
+    correct: np.ndarray  # NaN: the action was never collected
+    completion: np.ndarray
+    prompt: np.ndarray
+    hit: np.ndarray  # cached prompt tokens
+    latency: np.ndarray
+    amortized: np.ndarray  # the query's share of its context's sleep completion tokens
+    amortized_prompt: np.ndarray
+
+
+def outcomes(table: ReplayTable, d: Decisions) -> QueryOutcomes:
     q, k = np.arange(len(d.k)), d.k
     top = table.rungs - 1
     rung = np.clip(d.rung, 0, top)
@@ -264,24 +280,37 @@ def score(table: ReplayTable, d: Decisions, prices: Prices = DEFAULT_PRICES) -> 
         total = np.where(cached, 0.0, spent[pick]) + np.where(two, spent[second], 0.0)
         return total + np.where(escalate, spent[full], 0.0)
 
-    completion, prompt, hit = (
-        paid(a) for a in (table.completion, table.prompt, table.cached_prompt)
-    )
     latency = np.where(cached, 0.0, table.latency[pick])
     latency = np.where(two, np.maximum(latency, table.latency[second]), latency)
     latency = latency + np.where(escalate, table.latency[full], 0.0)
-    missing = int(np.isnan(correct).sum())
-    correct, completion, prompt, hit, latency = (
-        np.nan_to_num(a) for a in (correct, completion, prompt, hit, latency)
-    )
     context_k = d.paid
     sleep = table.sleep_tokens[np.arange(len(context_k)), context_k]
     sleep_prompt = table.sleep_prompt[np.arange(len(context_k)), context_k]
     n = table.queries_per_context
-    amortized = (sleep / n)[table.context_index]
-    amortized_prompt = (sleep_prompt / n)[table.context_index]
+    return QueryOutcomes(
+        cached=cached,
+        enriched=enriched,
+        escalate=escalate,
+        correct=correct,
+        completion=paid(table.completion),
+        prompt=paid(table.prompt),
+        hit=paid(table.cached_prompt),
+        latency=latency,
+        amortized=(sleep / n)[table.context_index],
+        amortized_prompt=(sleep_prompt / n)[table.context_index],
+    )
+
+
+def score(table: ReplayTable, d: Decisions, prices: Prices = DEFAULT_PRICES) -> ReplayResult:
+    o = outcomes(table, d)
+    missing = int(np.isnan(o.correct).sum())
+    correct, completion, prompt, hit, latency = (
+        np.nan_to_num(a) for a in (o.correct, o.completion, o.prompt, o.hit, o.latency)
+    )
+    amortized, amortized_prompt = o.amortized, o.amortized_prompt
     cost = prices.cost(completion, prompt, hit, amortized, amortized_prompt)
     full_cost = prices.full_cost(completion, prompt, hit, amortized, amortized_prompt)
+    cached = o.cached
     n_cached = max(int(cached.sum()), 1)
     return ReplayResult(
         accuracy=float(correct.mean()),
@@ -290,8 +319,8 @@ def score(table: ReplayTable, d: Decisions, prices: Prices = DEFAULT_PRICES) -> 
         test_tokens=float(completion.mean()),
         sleep_tokens=float(amortized.mean()),
         cached_share=float(cached.mean()),
-        enriched_share=float((enriched & ~escalate).mean()),
-        escalated_share=float(escalate.mean()),
+        enriched_share=float((o.enriched & ~o.escalate).mean()),
+        escalated_share=float(o.escalate.mean()),
         cached_wrong_rate=float(((1 - correct) * cached).sum() / n_cached),
         latency_s=float(latency.mean()),
         missing=missing,

@@ -26,10 +26,12 @@ from starlette.exceptions import HTTPException
 
 from router.errors import ConfigError
 from router.local_server import start_local_server
-from router.proxy import openapi, routes
-from router.proxy.chat import chat_completions
+from router.proxy import endpoints, openapi
+from router.proxy.api_errors import ApiError
 from router.proxy.config import ProxyConfig
-from router.proxy.errors import ApiError
+from router.proxy.formats.adapter import FormatAdapter
+from router.proxy.formats.chat import ChatFormat
+from router.proxy.pipeline import Pipeline
 from router.proxy.routing import ROUTERS, Router
 from router.proxy.state import ProxyState
 from router.proxy.tenants import Tenants
@@ -42,6 +44,10 @@ from router.upstream import Forwarder, OpenAIBackend, RetryPolicy
 from router.worker import SleepBudgetFn, SleepWorker, fixed_budget_of
 
 log = logging.getLogger("sleeptime.proxy")
+# The routed endpoints: a path and its format adapter, each served by the shared pipeline.
+ROUTED: dict[str, type[FormatAdapter[Any]]] = {
+    "/v1/chat/completions": ChatFormat,
+}
 # FastAPI's built-in OpenTelemetry costs about 50 us a request; /metrics covers what it would.
 NO_TELEMETRY: Any = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
@@ -77,42 +83,44 @@ def create_app(
             yield
 
     app = FastAPI(title="sleeptime", version="0.1.0", lifespan=lifespan, telemetry=NO_TELEMETRY)
-    _add_routes(app)
-    app.add_middleware(ChatFastPath)
+    routed = {path: Pipeline(adapter()) for path, adapter in ROUTED.items()}
+    _add_routes(app, routed)
+    app.add_middleware(RoutedFastPath, routed=routed)
     _add_error_handlers(app)
     openapi.document(app)
     return app
 
 
-CHAT = "/v1/chat/completions"
-
-
-class ChatFastPath:
-    """POST /v1/chat/completions straight to its handler, past Starlette's exception
-    middleware, FastAPI's exit stack and route matching, which the handler needs none of
+class RoutedFastPath:
+    """POST to a routed path straight to its pipeline, past Starlette's exception
+    middleware, FastAPI's exit stack and route matching, which the pipeline needs none of
     (it turns its own errors into responses). Starlette's outermost middleware still
     answers anything it raises with the 500 of `internal_error`."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, routed: dict[str, Pipeline]) -> None:
         self.app = app
+        self.routed = routed
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"] == CHAT and scope["method"] == "POST":
-            response = await chat_completions(Request(scope, receive))
-            await response(scope, receive, send)
-            return
+        if scope["type"] == "http" and scope["method"] == "POST":
+            pipeline = self.routed.get(scope["path"])
+            if pipeline is not None:
+                response = await pipeline.handle(Request(scope, receive))
+                await response(scope, receive, send)
+                return
         await self.app(scope, receive, send)
 
 
-def _add_routes(app: FastAPI) -> None:
-    # A plain Starlette route for the hot path: no dependency solving per request.
-    app.router.add_route(CHAT, chat_completions, methods=["POST"])
-    app.add_api_route("/v1/models", routes.models, methods=["GET"])
-    app.add_api_route("/v1/contexts", routes.register_context, methods=["POST"])
-    app.add_api_route("/v1/contexts/{context_id}", routes.get_context, methods=["GET"])
-    app.add_api_route("/v1/feedback", routes.feedback, methods=["POST"])
-    app.add_api_route("/health", routes.health, methods=["GET"])
-    app.add_api_route("/metrics", routes.metrics, methods=["GET"])
+def _add_routes(app: FastAPI, routed: dict[str, Pipeline]) -> None:
+    # Plain Starlette routes for the hot path: no dependency solving per request.
+    for path, pipeline in routed.items():
+        app.router.add_route(path, pipeline.handle, methods=["POST"])
+    app.add_api_route("/v1/models", endpoints.models, methods=["GET"])
+    app.add_api_route("/v1/contexts", endpoints.register_context, methods=["POST"])
+    app.add_api_route("/v1/contexts/{context_id}", endpoints.get_context, methods=["GET"])
+    app.add_api_route("/v1/feedback", endpoints.feedback, methods=["POST"])
+    app.add_api_route("/health", endpoints.health, methods=["GET"])
+    app.add_api_route("/metrics", endpoints.metrics, methods=["GET"])
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -156,7 +164,7 @@ async def _start(config: ProxyConfig, parts: Parts, stack: contextlib.AsyncExitS
     state = ProxyState(
         config, forwarder, store, router, tenants, upstream_model=model, journal=journal.open()
     )
-    state.writer.start()
+    state.records.writer.start()
     stack.callback(state.close)
     if config.sleep_enabled:
         await _start_worker(config, parts, state, stack)
@@ -210,19 +218,19 @@ async def _start_worker(
     budget = parts.budget or (plan(base) if plan is not None else fixed_budget_of(base))
 
     def finished(job: SleepJob, outcome: str, sleep_tokens: int) -> None:
-        state.forget(job.tenant, job.context_id)
+        state.contexts.forget(job.tenant, job.context_id)
         state.metrics.sleep_jobs.labels(outcome).inc()
         state.metrics.sleep_tokens.inc(sleep_tokens)
 
     worker = SleepWorker(
         state.store,
         backend,
-        state.upstream_model,
-        is_idle=state.is_idle,
+        state.models.upstream_model,
+        is_idle=state.inflight.is_idle,
         budget=budget,
         passes_after_probe=passes_after_probe,
         on_finished=finished,
     )
-    state.worker = worker
+    state.attach(worker)
     worker.start()
     stack.push_async_callback(worker.stop)

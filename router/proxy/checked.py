@@ -11,76 +11,78 @@ often than full reasoning (35 vs 29 of 88 queries). The proxy serves such an
 answer and sends the others to full reasoning; what all the calls cost is what
 the client's usage says.
 
-An answer without a final number cannot be checked this way: it goes full.
+An answer without a final number cannot be checked this way: it goes full. The
+flow is the same for every format; the format reads each answer's final number.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import math
+from collections.abc import Sequence
 from typing import Any
 
-from router.grading import extract_answer, normalize_number
+from fastapi.responses import Response
+
+from router.grading import normalize_number
+from router.proxy import replies
+from router.proxy.exchange import Exchange
+from router.proxy.formats.adapter import Outgoing, Parsed, Rewrite
+from router.proxy.routing import RouteDecision
 
 
-def not_streamed(body: bytes) -> bytes:
-    """The two cheap answers are compared whole before anything reaches the client."""
-    data = json.loads(body)
-    if not data.get("stream"):
-        return body
-    data.pop("stream_options", None)
-    data["stream"] = False
-    return json.dumps(data).encode()
-
-
-def final_number(completion: dict[str, Any]) -> float | None:
-    """The final number an upstream's completion states; None if cut off before one."""
-    try:
-        choice = completion["choices"][0]
-        text = choice["message"]["content"] or ""
-    except (KeyError, IndexError, TypeError):
-        return None
-    answer = extract_answer(text, fallback=choice.get("finish_reason") != "length")
-    return None if answer is None else normalize_number(answer)
-
-
-def agree(*completions: dict[str, Any], anticipated: str | None = None) -> bool:
-    """Every completion states the same final number, and so does the anticipated answer
-    when one is given."""
-    values = [final_number(c) for c in completions]
-    if anticipated is not None:
-        values.append(normalize_number(anticipated))
+def agree(values: Sequence[float | None]) -> bool:
+    """Every voter states the same final number (and states one at all)."""
     first = values[0] if values else None
     return first is not None and all(
         v is not None and math.isclose(v, first, rel_tol=1e-9, abs_tol=1e-9) for v in values
     )
 
 
-def add_usage(*usages: Any) -> dict[str, int]:
-    """The sum of upstream usages (missing or malformed ones count as zero)."""
-    prompt = completion = total = cached = 0
-    for usage in usages:
-        p, c, h = usage_tokens(usage)
-        prompt, completion, cached = prompt + p, completion + c, cached + h
-        total += _count(usage.get("total_tokens")) if isinstance(usage, dict) else 0
-    summed = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
-    if cached:
-        summed["prompt_tokens_details"] = {"cached_tokens": cached}  # type: ignore[assignment]
-    return summed
+async def answer(exchange: Exchange, request: Parsed, outgoing: Outgoing) -> Response | None:
+    """The cheap answer on c' if its voters state the same number (a second answer at the
+    check rung, asked side by side, and the nearest anticipated answer); None when not (or
+    when a call failed), having kept what the calls cost in `exchange.spent_before`."""
+    fmt, decision = exchange.format, exchange.decision
+    bodies = [fmt.not_streamed(outgoing.body)]
+    if decision.check_rung is not None:
+        check = RouteDecision("enriched", rung=decision.check_rung)
+        rewrite = fmt.rewrite(request, check, exchange.context)
+        bodies.append(fmt.not_streamed(exchange.outgoing(request, rewrite).body))
+    done = await _ask(exchange, bodies)
+    spent = fmt.add_usage(*(fmt.usage_of(d) for d in done))
+    votes = [fmt.final_number(d) for d in done]
+    if decision.check_answer is not None:
+        votes.append(normalize_number(decision.check_answer))
+    agreed = len(done) == len(bodies) and agree(votes)
+    exchange.check = "agreed" if agreed else "disagreed"
+    exchange.state.metrics.checks.labels(exchange.check).inc()
+    if not agreed:
+        exchange.spent_before = spent
+        return None
+    return replies.served(exchange, request, done[0], spent)
 
 
-def usage_tokens(usage: Any) -> tuple[int, int, int]:
-    """(prompt, completion, cached) from an upstream's usage, whatever shape it came in."""
-    if not isinstance(usage, dict):
-        return 0, 0, 0
-    details = usage.get("prompt_tokens_details")
-    cached = details.get("cached_tokens") if isinstance(details, dict) else 0
-    return (
-        _count(usage.get("prompt_tokens")),
-        _count(usage.get("completion_tokens")),
-        _count(cached),
+def go_full(exchange: Exchange, request: Parsed) -> Rewrite:
+    """The checked answer failed its check: the client's request at the fallback rung."""
+    decision = exchange.decision
+    exchange.decision = RouteDecision(
+        "full",
+        rung=decision.fallback_rung,
+        scores=decision.scores,
+        reason=f"{decision.reason}; check disagreed",
     )
+    return exchange.format.rewrite(request, exchange.decision, exchange.context)
 
 
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+async def _ask(exchange: Exchange, bodies: list[bytes]) -> list[dict[str, Any]]:
+    """The answers that came back whole (status 200), side by side."""
+    state, path = exchange.state, exchange.format.upstream_path
+    state.inflight.begin()
+    try:
+        answers = await asyncio.gather(
+            *(state.forwarder.post(path, b) for b in bodies), return_exceptions=True
+        )
+    finally:
+        state.inflight.end()
+    return [a.data for a in answers if not isinstance(a, BaseException) and a.status == 200]

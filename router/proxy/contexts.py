@@ -1,4 +1,5 @@
-"""Which context a chat request belongs to, and what its query is.
+"""Which context a request's messages belong to, and what its query is (any format whose
+input is a list of role/content messages; `/v1/contexts` registers them the same way).
 
 The query is the last user message; the context is every message before it.
 A client names its context explicitly (header `X-Sleeptime-Context` or
@@ -17,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from router.proxy.errors import bad_request
+from router.proxy.api_errors import bad_request
 from router.store.base import Source
 
 HEADER = "x-sleeptime-context"

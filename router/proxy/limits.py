@@ -9,7 +9,7 @@ thread: no lock, one dict operation per request.
 
 from __future__ import annotations
 
-from router.proxy.errors import ApiError
+from router.proxy.api_errors import ApiError
 
 RETRY_AFTER_S = 1
 

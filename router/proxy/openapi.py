@@ -5,7 +5,7 @@ hand (no pydantic on the hot path), so FastAPI cannot see what they accept.
 This module writes it down once, so `/openapi.json` documents the whole API
 and a schema-driven fuzzer (schemathesis, in the tests) can aim at every
 endpoint. The chat schema covers the parameters the proxy itself checks
-(`router.proxy.parsing`); others pass through to the upstream, so the schema
+(`router.proxy.formats.chat_parsing`); others pass through to the upstream, so the schema
 allows additional properties.
 """
 
@@ -15,7 +15,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from router.proxy.parsing import COUNTS, MAX_EXPECTED_QUERIES, NUMBERS, ROLES
+from router.proxy.endpoints import MAX_EXPECTED_QUERIES
+from router.proxy.formats.chat_parsing import COUNTS, NUMBERS, ROLES
 
 _JSON = "application/json"
 

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_upstream import FakeUpstream, Recorded, Reply, completion, usage_body
 from synthetic_outcomes import encode, write_synthetic
 
 from policies import AlwaysSleep, Learned, Policy, Prices, TestTimeOnly, Threshold
+from router.answering import NOTES_HINT
 from router.ladder import rung
 from router.policy_router import PolicyRouter
 from router.predictability import matrix
@@ -27,7 +30,15 @@ from router.sleep import LearnedContext, SleepBudget
 from router.store.base import ContextRecord
 from training.outcome_features import anticipated_for
 from training.outcomes import CONTEXTS, SLEEP, read_jsonl
-from training.replay import ROUTE_CODES, ReplayTable, build_table, decisions, evaluate
+from training.replay import (
+    ROUTE_CODES,
+    Decisions,
+    ReplayTable,
+    build_table,
+    decisions,
+    evaluate,
+    outcomes,
+)
 from training.tables import fit_estimators, load_rows
 
 CODES = {code: name for name, code in ROUTE_CODES.items()}
@@ -38,7 +49,11 @@ BUILTINS: list[Policy] = [
     Threshold(cached_threshold=0.7, enriched_threshold=0.4, enriched_rung=0, full_rung=3),
     Learned(sleep_min_value=0.3, cached_threshold=0.8, enriched_threshold=0.3, full_rung=3),
     Learned(sleep_min_value=0.9, cached_threshold=2.0, enriched_threshold=0.0, full_rung=3),
+    Learned(sleep_min_value=0.0, cached_threshold=2.0, enriched_threshold=0.0, check_rung=3),
+    Learned(sleep_min_value=0.0, cached_threshold=0.9, check_anticipated=True),
 ]
+UNCHECKED = [p for p in BUILTINS if getattr(p, "check_rung", -1) < 0]
+UNCHECKED = [p for p in UNCHECKED if not getattr(p, "check_anticipated", False)]
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +107,9 @@ def worker_passes(router: PolicyRouter, record: ContextRecord, passes: list[dict
     return max(1, router.passes_after_probe(record, learned_after(passes, probe)))
 
 
-@pytest.mark.parametrize("policy", BUILTINS, ids=lambda p: f"{p.name}:{p.params()}")
-class TestReplayProxyParity:
+class ProxyDriver:
+    """The proxy's decision path over the table's records: its router and worker plan."""
+
     def drive(self, policy: Policy, world: dict) -> tuple[list[tuple], float, dict[str, int]]:
         """Every query of the table through the proxy's router; the cost as the proxy books it."""
         table: ReplayTable = world["table"]
@@ -108,7 +124,9 @@ class TestReplayProxyParity:
             record = stored(problem, passes, min(ran, 1))  # the table holds one pass
             question = next(q["question"] for q in problem["queries"] if q["id"] == query_id)
             decision = router.decide("tenant", record, question)
-            routes.append((decision.route, decision.rung, decision.check_rung))
+            routes.append(
+                (decision.route, decision.rung, decision.check_rung, decision.check_answer)
+            )
             k = 1 if decision.route == "enriched" else 0
             tokens = 0.0
             if decision.route != "cached":
@@ -124,9 +142,23 @@ class TestReplayProxyParity:
         for i in range(len(d.k)):
             route = CODES[int(d.route[i])]
             name = None if route == "cached" else rung(int(d.rung[i])).name
-            out.append((route, name, None))
+            check = rung(int(d.check[i])).name if d.check[i] >= 0 else None
+            anticipated = self.nearest_answer(world, i) if d.anticipated[i] else None
+            out.append((route, name, check, anticipated))
         return out
 
+    def nearest_answer(self, world: dict, i: int) -> str:
+        """The anticipated answer a checked query is voted against (the cached route's)."""
+        table: ReplayTable = world["table"]
+        context_id = str(table.contexts[table.context_index[i]])
+        problem, passes = world["contexts"][context_id], world["passes"][context_id]
+        question = next(q["question"] for q in problem["queries"] if q["id"] == table.query_ids[i])
+        router = PolicyRouter(Learned(), world["models"], encode)
+        return router.features(stored(problem, passes, 1), question)[1]["answer"]
+
+
+@pytest.mark.parametrize("policy", BUILTINS, ids=lambda p: f"{p.name}:{p.params()}")
+class TestReplayProxyParity(ProxyDriver):
     def test_same_decisions(self, policy: Policy, world: dict) -> None:
         proxied, _, _ = self.drive(policy, world)
         assert proxied == self.replayed(policy, world)
@@ -138,6 +170,143 @@ class TestReplayProxyParity:
         replayed = {str(c): int(budgets[paid[j]]) for j, c in enumerate(world["table"].contexts)}
         assert slept == replayed
 
+
+@pytest.mark.parametrize("policy", UNCHECKED, ids=lambda p: f"{p.name}:{p.params()}")
+class TestReplayProxyCost(ProxyDriver):
+    """Unchecked answers make one call each, priced here; the live class prices the rest."""
+
     def test_same_cost(self, policy: Policy, world: dict) -> None:
         _, cost, _ = self.drive(policy, world)
         assert cost == pytest.approx(evaluate(policy, world["table"], PRICES).cost, rel=1e-12)
+
+
+@pytest.mark.parametrize("policy", BUILTINS, ids=lambda p: f"{p.name}:{p.params()}")
+class TestReplayLiveProxyParity:
+    """The same, end to end: the real proxy over HTTP, the `openai` client sending each query
+    as an application would, a fake upstream that answers every call with the tokens the
+    table recorded for the action the proxy actually asked for (read off the request: the
+    notes present or not, the rung's instruction), and the cost read back from the proxy's
+    own request records in its store."""
+
+    def test_same_routes_and_cost_over_http(
+        self, policy: Policy, world: dict, tmp_path: Path
+    ) -> None:
+        import openai
+
+        from router.local_server import free_port
+        from router.proxy.app import create_app
+        from router.proxy.config import ProxyConfig
+        from router.proxy.server import ServerThread
+        from router.proxy.tenants import Tenants
+        from router.settings import Settings
+        from router.store import SqliteStore
+
+        table: ReplayTable = world["table"]
+        router = PolicyRouter(policy, world["models"], encode)
+        self.request_ids: list[str] = []
+        asked: list[tuple[str, int, int]] = []  # (query, k, rung) the upstream was asked
+        current = [0]  # the query being asked: the client asks one at a time
+        answer = lambda request: self.answer(request, world, current[0], asked)  # noqa: E731
+        with FakeUpstream(fallback=answer) as fake:
+            settings = Settings(cache_dir=tmp_path, upstream_url=fake.url, upstream_model="m")
+            config = ProxyConfig.from_settings(settings, sleep_enabled=False)
+            tenant = Tenants.from_file(config.salt_file).identify("Bearer sk-parity")
+            slept = self.slept_as_the_worker_would(router, world, tenant, config)
+            with ServerThread(create_app(config, router=router), free_port()) as server:
+                client = openai.OpenAI(base_url=server.url, api_key="sk-parity", max_retries=0)
+                routes = []
+                for i in range(len(table.query_ids)):
+                    current[0] = i
+                    routes.append(self.ask(client, world, table, i))
+        d = decisions(policy, table)
+        escalated = outcomes(table, d).escalate
+        expected = [
+            ("full", rung(int(d.fallback[i])).name)
+            if escalated[i]
+            else (CODES[int(d.route[i])], None if d.route[i] == 0 else rung(int(d.rung[i])).name)
+            for i in range(len(d.k))
+        ]
+        assert routes == expected
+        assert sorted(asked) == sorted(self.priced_calls(table, d, escalated))
+        store = SqliteStore(config.database)
+        records = [store.get_record(tenant, rid) for rid in self.request_ids]
+        per_context = {c: table.queries_per_context[j] for j, c in enumerate(table.contexts)}
+        costs = [
+            r.cost + 200 * slept[r.context_id] / per_context[r.context_id]
+            for r in records
+            if r is not None and r.context_id is not None
+        ]
+        assert len(costs) == len(table.query_ids)
+        assert float(np.mean(costs)) == pytest.approx(evaluate(policy, table, PRICES).cost)
+
+    @staticmethod
+    def priced_calls(table: ReplayTable, d: Decisions, escalated: np.ndarray) -> list[tuple]:
+        """Every (query, k, rung) call replay charged: the answer, a second rung that checks
+        it, the full answer that replaces a checked one voted down; none for a cached one."""
+        calls = []
+        for i, query_id in enumerate(table.query_ids):
+            route = CODES[int(d.route[i])]
+            if route == "cached":
+                continue
+            calls.append((str(query_id), int(d.k[i]) if route == "enriched" else 0, int(d.rung[i])))
+            if route == "enriched" and d.check[i] >= 0:
+                calls.append((str(query_id), int(d.k[i]), int(d.check[i])))
+            if escalated[i]:
+                calls.append((str(query_id), 0, int(d.fallback[i])))
+        return calls
+
+    def slept_as_the_worker_would(
+        self, router: PolicyRouter, world: dict, tenant: str, config: object
+    ) -> dict[str, int]:
+        """Registers every context and stores what the worker's plan would have learned."""
+        from router.store import SqliteStore
+        from router.store.base import LearnedRecord
+
+        store = SqliteStore(config.database)  # type: ignore[attr-defined]
+        slept = {}
+        for context_id, problem in world["contexts"].items():
+            passes = world["passes"][context_id]
+            record = store.register_context(
+                tenant, context_id, problem["context"], float(len(problem["queries"]))
+            )
+            slept[context_id] = worker_passes(router, stored(problem, passes, 1), passes)
+            if slept[context_id]:
+                store.queue_sleep(tenant, context_id, record.version)
+                job = store.claim_job()
+                assert job is not None
+                learned = stored(problem, passes, 1)
+                store.finish_job(
+                    job, LearnedRecord("notes", learned.anticipated or [], 200 * slept[context_id])
+                )
+        store.close()
+        return slept
+
+    def ask(
+        self, client: object, world: dict, table: ReplayTable, i: int
+    ) -> tuple[str, str | None]:
+        context_id = str(table.contexts[table.context_index[i]])
+        problem = world["contexts"][context_id]
+        question = next(q["question"] for q in problem["queries"] if q["id"] == table.query_ids[i])
+        raw = client.chat.completions.with_raw_response.create(  # type: ignore[attr-defined]
+            model="m",
+            messages=[
+                {"role": "system", "content": problem["context"]},
+                {"role": "user", "content": question},
+            ],
+            extra_headers={"X-Sleeptime-Context": context_id},
+        )
+        self.request_ids.append(raw.headers["x-request-id"])
+        return raw.headers["x-sleeptime-route"], raw.headers.get("x-sleeptime-rung")
+
+    @staticmethod
+    def answer(request: Recorded, world: dict, i: int, asked: list) -> Reply:
+        table: ReplayTable = world["table"]
+        messages = request.json["messages"]
+        k = int(any(NOTES_HINT in str(m.get("content")) for m in messages))
+        last = str(messages[-1]["content"])
+        r = next(j for j in range(table.rungs) if rung(j).instruction in last)
+        asked.append((str(table.query_ids[i]), k, r))
+        usage = usage_body(int(table.prompt[i, k, r]), int(table.completion[i, k, r]))
+        number = table.answers[i, k, r]  # NaN: the table's answer held no number
+        text = "I cannot tell." if np.isnan(number) else f"Answer: {number:g}"
+        return completion(text, usage=usage)

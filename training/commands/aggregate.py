@@ -26,11 +26,10 @@ import re
 import signal
 import sys
 import threading
-import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
-from router.settings import load_settings
+from router.settings import load_settings, safe_url
 from router.store import open_store, store_url_of
 from router.store.base import Aggregates, Mark, StoreReader
 
@@ -205,17 +204,6 @@ def job_params(store_url: str, *, every_s: float) -> dict[str, Any]:
     """An allowlist: a setting added later (a key, a list of clients) stays out of MLflow
     until someone names it here."""
     return {"store": safe_url(store_url), "every_s": every_s}
-
-
-def safe_url(url: str) -> str:
-    """Scheme, host, port and path: a URL's user, password and query can carry a key."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "(not a valid URL)"
-    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 def parser() -> argparse.ArgumentParser:

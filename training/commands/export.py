@@ -41,10 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from router.ladder import LADDER, rung
-from router.proxy.config import ProxyConfig
-from router.settings import load_settings
+from router.settings import load_settings, safe_url
+from router.store import SQLITE, open_store, sqlite_path, store_url_of
 from router.store.base import ContextRecord, RequestRecord, StoreError, StoreReader
-from router.store.sqlite import SqliteStore
 from training.outcomes import OUTCOMES, RUN, Outcome, write_outcomes
 
 DATASET = "proxy"
@@ -62,7 +61,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--db", type=Path, help="the proxy's store (default: serve's default)")
+    parser.add_argument("--store", help="the proxy's store URL (default: serve's default)")
+    parser.add_argument("--db", type=Path, help="a SQLite store's file (as --store sqlite:///DB)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--tenant-hash", help="only this tenant (a t-... hash from the store)")
     parser.add_argument("--sleep-passes", type=int, default=1, help="passes the proxy ran")
@@ -81,10 +81,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    db = args.db or ProxyConfig(load_settings(args.config)).database
-    if not db.is_file():  # opening would create an empty store
-        raise StoreError(f"no proxy store at {db}: pass --db, or run `sleeptime serve` first")
-    store = SqliteStore(db)
+    settings = load_settings(args.config)
+    url = args.store or (f"{SQLITE}{args.db}" if args.db else store_url_of(settings))
+    db = sqlite_path(url)
+    if db is not None and not db.is_file():  # opening would create an empty store
+        raise StoreError(f"no proxy store at {db}: pass --store, or run `sleeptime serve` first")
+    store = open_store(url)
     try:
         summary = export(
             store,
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             passes=args.sleep_passes,
             unset_rung=args.unset_rung,
             include_no_context=args.include_no_context,
-            source=str(db),
+            source=str(db) if db is not None else safe_url(url),
         )
     finally:
         store.close()

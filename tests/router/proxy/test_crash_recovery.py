@@ -409,11 +409,11 @@ def test_a_failing_journal_falls_back_to_the_queue(tmp_path: Path, fake: FakeUps
     client, forwarder = proxy_app(tmp_path, fake)
     with client:
         state = client.app.state.proxy  # type: ignore[attr-defined]
-        state.journal.close()  # every append fails from now on, as on a full disk
+        state.records.journal.close()  # every append fails from now on, as on a full disk
         request_id = client.post("/v1/chat/completions", json=CHAT).headers["x-request-id"]
-        state.writer.flush()
+        state.records.writer.flush()
         assert state.store.get_record("anonymous", request_id) is not None
-        assert state.journal.failed == 1
+        assert state.records.journal.failed == 1
         client.portal.call(forwarder.aclose)
 
 

@@ -78,7 +78,7 @@ def ask(client: TestClient, **extra: object):
 
 def record_of(client: TestClient, request_id: str):
     state = client.app.state.proxy  # type: ignore[attr-defined]
-    state.writer.flush()
+    state.records.writer.flush()
     return state.store.get_record(state.tenants.identify(f"Bearer {KEY_A}"), request_id)
 
 
@@ -164,7 +164,7 @@ def test_a_failing_check_falls_back_to_pass_through(
     def broken(*_: object, **__: object) -> bool:
         raise RuntimeError("a bug in the check")
 
-    monkeypatch.setattr("router.proxy.chat.agree", broken)
+    monkeypatch.setattr("router.proxy.checked.agree", broken)
     fake.fallback = by_budget("9", "Answer: 9")
     response = ask(client)
     assert response.status_code == 200 and response.headers["x-sleeptime-route"] == "full"

@@ -11,9 +11,9 @@ from fake_upstream import FakeUpstream, completion
 from fastapi.testclient import TestClient
 from proxy_fakes import KEY_A, KEY_B
 
+from router.proxy.api_errors import ApiError
 from router.proxy.app import create_app  # noqa: F401  (the app under test, via fixtures)
 from router.proxy.contexts import context_hash, explicit_name, identify
-from router.proxy.errors import ApiError
 from router.proxy.tenants import ANONYMOUS, Tenants, load_or_create_salt
 
 DOC = "Janet's ducks lay 16 eggs per day. She eats 3 for breakfast and bakes with 4."
@@ -181,7 +181,7 @@ def test_context_seen_twice_is_queued(parked: TestClient, fake: FakeUpstream) ->
     for _ in range(2):
         fake.enqueue(completion("9"))
         client.post("/v1/chat/completions", json={"model": "m", "messages": ask("q")})
-        client.app.state.proxy.writer.flush()  # type: ignore[attr-defined]
+        client.app.state.proxy.records.writer.flush()  # type: ignore[attr-defined]
         view = client.get(f"/v1/contexts/{context_id}").json()
     assert (view["seen"], view["status"], view["source"]) == (2, "queued", "implicit")
 
@@ -199,7 +199,7 @@ def test_tenants_never_see_each_others_contexts(
             "/v1/chat/completions", json={"model": "m", "messages": ask("q")}, headers=auth(key)
         )
     state = client.app.state.proxy  # type: ignore[attr-defined]
-    state.writer.flush()
+    state.records.writer.flush()
     hashes = {state.tenants.identify(f"Bearer {k}") for k in (KEY_A, KEY_B)}
     records = [state.store.get_context(t, context_hash(CONTEXT)) for t in hashes]
     assert [r.seen for r in records] == [2, 2]  # counted apart, not 4 for one

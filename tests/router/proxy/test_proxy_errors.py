@@ -248,7 +248,7 @@ def test_oversized_context_passes_through_unstored(
     assert assert_openai_error(registered, 413)["code"] == "context_too_large"
     client = make_client(max_inflight_per_key=1)  # a slot kept by a failed request shows
     state = client.app.state.proxy  # type: ignore[attr-defined]
-    state.writer.flush()
+    state.records.writer.flush()
     assert state.store.job_counts() == {}
 
 
@@ -263,7 +263,7 @@ def test_a_bug_in_the_chat_handler_is_a_500_in_openai_shape(
 
     client = make_client(max_inflight_per_key=1)  # a slot kept by a failed request shows
     state = client.app.state.proxy  # type: ignore[attr-defined]
-    monkeypatch.setattr(state, "lookup", broken)
+    monkeypatch.setattr(state.models, "resolve", broken)
     answering = TestClient(client.app, raise_server_exceptions=False)  # as a server would
     for _ in range(3):
         response = answering.post("/v1/chat/completions", json=GOOD)

@@ -156,7 +156,7 @@ def test_a_checked_answer_streams_with_every_calls_usage(
         check, route = stream.headers["x-sleeptime-check"], stream.headers["x-sleeptime-route"]
         chunks = list(stream.parse())
         state = app.state.proxy
-        state.writer.flush()
+        state.records.writer.flush()
         record = state.store.get_record(
             state.tenants.identify("Bearer sk-live-d"), stream.headers["x-request-id"]
         )

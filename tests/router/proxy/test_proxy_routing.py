@@ -14,7 +14,8 @@ from proxy_fakes import KEY_A, KEY_B, QUICK, config_for
 from router.answering import NOTES_HINT
 from router.ladder import rung
 from router.proxy.app import create_app
-from router.proxy.routing import EnrichedRouter, RouteDecision, enrich
+from router.proxy.formats.chat_rewrite import enrich
+from router.proxy.routing import EnrichedRouter, RouteDecision
 from router.store import ContextRecord, SqliteStore
 from router.upstream import Forwarder
 
@@ -180,7 +181,7 @@ def test_records_carry_route_tokens_and_cost(client: TestClient, fake: FakeUpstr
     fake.enqueue(completion("a", usage=usage_body(20, 4, cached=16)))
     request_id = post(client).headers["x-request-id"]
     state = client.app.state.proxy  # type: ignore[attr-defined]
-    state.writer.flush()
+    state.records.writer.flush()
     record = state.store.get_record(state.tenants.identify(f"Bearer {KEY_A}"), request_id)
     assert (record.route, record.status, record.model) == ("full", 200, "m")
     assert (record.prompt_tokens, record.completion_tokens, record.cached_tokens) == (20, 4, 16)

@@ -105,7 +105,7 @@ def test_identical_traffic_from_two_keys_never_crosses(
     checks += 1
     fake.enqueue(completion("upstream answer for B"))
     ask(client, KEY_B, named)  # seen twice: B's own sleep-time work is queued
-    client.app.state.proxy.writer.flush()  # type: ignore[attr-defined]
+    client.app.state.proxy.records.writer.flush()  # type: ignore[attr-defined]
 
     view_b = wait_learned(client, KEY_B, context_id)  # B's own sleep-time work, from B's text
     assert view_b["anticipated"][0]["answer"] == "7"
@@ -117,7 +117,7 @@ def test_identical_traffic_from_two_keys_never_crosses(
     checks += 3
 
     state = client.app.state.proxy  # type: ignore[attr-defined]
-    state.writer.flush()
+    state.records.writer.flush()
     stored = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
     upstream = json.dumps([(r.headers, r.json) for r in fake.requests])
     logged = "\n".join(r.getMessage() for r in caplog.records)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from router.settings import safe_url
 from router.store.base import Aggregates, RequestRecord
 from router.store.sqlite import SqliteStore
 from training.commands import aggregate
@@ -18,7 +19,6 @@ from training.commands.aggregate import (
     MlflowSink,
     job_params,
     metrics_of,
-    safe_url,
 )
 
 TENANT = "t-" + "5e" * 16

@@ -1,4 +1,4 @@
-"""Relaying an upstream SSE stream to the client, event by event, as events arrive.
+"""Relaying an upstream chat completions SSE stream to the client, event by event.
 
 On the way through, the relay parses each event, to keep a record (the usage
 from the chunk that carries it, whether the answer finished) and to stop an
@@ -29,8 +29,8 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from router.errors import UpstreamBadResponse, UpstreamError
-from router.proxy.checked import add_usage
-from router.proxy.errors import ApiError, from_upstream, sse_error_event
+from router.proxy.api_errors import ApiError, from_upstream, sse_error_event
+from router.proxy.formats.chat_usage import add_usage
 from router.upstream import DONE_EVENT, UpstreamStream
 
 Settle = Callable[[int, str | None, dict[str, Any] | None], None]

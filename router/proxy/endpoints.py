@@ -1,4 +1,4 @@
-"""The proxy's other endpoints: models, contexts, feedback, health, metrics.
+"""The proxy's endpoints besides the routed ones: models, contexts, feedback, health, metrics.
 
 None of them is on the hot path, so store writes here go through a thread
 (`anyio.to_thread`) rather than holding the event loop while the writer
@@ -15,13 +15,15 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from router.errors import UpstreamError
+from router.proxy.api_errors import ApiError, bad_request, from_upstream
+from router.proxy.bodies import load_object, read_body
 from router.proxy.contexts import check_id, context_hash, context_text
-from router.proxy.errors import ApiError, bad_request, from_upstream
-from router.proxy.parsing import MAX_EXPECTED_QUERIES, check_message, load_object, read_body
+from router.proxy.formats.chat_parsing import check_message
 from router.proxy.state import ProxyState
 from router.store.base import ContextRecord
 
 SMALL_BODY = 64 * 1024
+MAX_EXPECTED_QUERIES = 1e9  # a registration's `expected_queries`, above 0
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -56,9 +58,9 @@ async def register_context(request: Request) -> Response:
     record = await to_thread.run_sync(
         state.store.register_context, tenant, context_id, text, expected
     )
-    state.forget(tenant, context_id)
+    state.contexts.forget(tenant, context_id)
     if record.sleep_status is None:
-        await to_thread.run_sync(state.queue_sleep, record)
+        await to_thread.run_sync(state.records.queue_sleep, record)
         record = state.store.get_context(tenant, context_id) or record
     return _json(context_view(record))
 
@@ -89,12 +91,12 @@ async def feedback(request: Request) -> Response:
 
 async def health(request: Request) -> Response:
     state: ProxyState = request.app.state.proxy
-    return _json({"status": "ok", "inflight": state.inflight})
+    return _json({"status": "ok", "inflight": state.inflight.count})
 
 
 async def metrics(request: Request) -> Response:
     state: ProxyState = request.app.state.proxy
-    state.metrics.records_dropped.set(state.writer.dropped)
+    state.metrics.records_dropped.set(state.records.writer.dropped)
     return Response(state.metrics.render(), media_type=state.metrics.content_type)
 
 
@@ -154,5 +156,5 @@ def _label(state: ProxyState, tenant: str, request_id: str, correct: bool) -> bo
     """A label may arrive before its record left the writer's queue: flush once, then retry."""
     if state.store.add_feedback(tenant, request_id, correct):
         return True
-    state.writer.flush()
+    state.records.writer.flush()
     return state.store.add_feedback(tenant, request_id, correct)

@@ -1,4 +1,4 @@
-"""Reading and checking a chat request by hand: plain dicts, no pydantic on the hot path.
+"""Checking a chat completions request by hand: plain dicts, no pydantic on the hot path.
 
 Checks are the ones that would otherwise surface as an upstream 400 with a
 worse message, or as a crash inside the proxy: shape, types, roles. Fields the
@@ -8,13 +8,11 @@ working without a proxy release.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Request
-
-from router.proxy.errors import ApiError, bad_request
+from router.proxy.api_errors import bad_request
+from router.proxy.bodies import load_object
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 NEEDS_CONTENT = frozenset({"system", "developer", "user"})
@@ -27,7 +25,6 @@ NUMBERS = {
     "frequency_penalty": (-2.0, 2.0),
 }
 MAX_OUTPUT_TOKENS = 1 << 20  # no model answers this much; more is a bug in the client
-MAX_EXPECTED_QUERIES = 1e9  # a registration's `expected_queries`, above 0
 COUNTS = {
     "max_tokens": (1, MAX_OUTPUT_TOKENS),
     "max_completion_tokens": (1, MAX_OUTPUT_TOKENS),
@@ -64,40 +61,9 @@ class ChatRequest:
     include_usage: bool
     context_name: str | None  # metadata.sleeptime_context, stripped before forwarding
 
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """Refuses an oversized body from its Content-Length, or as soon as it grows too big."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def load_object(raw: bytes) -> dict[str, Any]:
-    if not raw.strip():
-        raise bad_request("the request body is empty; send a JSON object", code="invalid_json")
-    try:
-        data = json.loads(raw, parse_constant=_not_json)
-    except UnicodeDecodeError as exc:
-        message = f"the request body is not valid UTF-8: {exc}"
-        raise bad_request(message, code="invalid_json") from None
-    except ValueError as exc:
-        message = f"the request body is not valid JSON: {exc}"
-        raise bad_request(message, code="invalid_json") from None
-    if not isinstance(data, dict):
-        raise bad_request("the request body must be a JSON object", code="invalid_json")
-    return data
-
-
-def _not_json(name: str) -> Any:
-    """Python's json reads NaN and Infinity; JSON has neither, and no upstream takes them."""
-    raise ValueError(f"{name} is not a JSON value")
+    @property
+    def model(self) -> Any:
+        return self.body.get("model")
 
 
 def parse_chat(raw: bytes) -> ChatRequest:
@@ -147,24 +113,25 @@ def _check_scalars(body: dict[str, Any]) -> None:
     for name, kinds in TYPED.items():
         _optional(body, name, *kinds)
     for name, (low, high) in NUMBERS.items():
-        value = body.get(name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise bad_request(f"'{name}' must be a number", param=name)
-        if not low <= value <= high:  # NaN fails this too
-            raise bad_request(f"'{name}' must be between {low} and {high}", param=name)
+        _check_range(body, name, low, high, integer=False)
     for name, (low, high) in COUNTS.items():
-        value = body.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise bad_request(f"'{name}' must be an integer", param=name)
-        if not low <= value <= high:
-            raise bad_request(f"'{name}' must be between {low} and {high}", param=name)
+        _check_range(body, name, low, high, integer=True)
     stop = body.get("stop")
     if isinstance(stop, list) and not all(isinstance(s, str) for s in stop):
         raise bad_request("'stop' must be a string or an array of strings", param="stop")
+
+
+def _check_range(
+    body: dict[str, Any], name: str, low: float, high: float, *, integer: bool
+) -> None:
+    value = body.get(name)
+    if value is None:
+        return
+    kinds = int if integer else int | float
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise bad_request(f"'{name}' must be {'an integer' if integer else 'a number'}", param=name)
+    if not low <= value <= high:  # NaN fails this too
+        raise bad_request(f"'{name}' must be between {low} and {high}", param=name)
 
 
 def _optional(body: dict[str, Any], name: str, *kinds: type) -> Any:
@@ -178,7 +145,3 @@ def _optional(body: dict[str, Any], name: str, *kinds: type) -> Any:
 def _type_name(kind: type) -> str:
     names = {str: "string", bool: "boolean", dict: "object", list: "array"}
     return names.get(kind, kind.__name__)
-
-
-def _too_large(limit: int) -> ApiError:
-    return ApiError(413, f"the request body is larger than {limit} bytes", code="body_too_large")

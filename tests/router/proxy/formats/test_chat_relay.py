@@ -1,4 +1,4 @@
-"""The stream relay settles a request's record before the last byte leaves."""
+"""The chat stream relay settles a request's record before the last byte leaves."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from router.proxy.relay import StreamRelay
+from router.proxy.formats.chat_relay import StreamRelay
 from router.upstream import DONE_EVENT
 
 USAGE = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}

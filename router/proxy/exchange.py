@@ -1,0 +1,104 @@
+"""One routed request on its way through the pipeline, and what its record will say.
+
+Whatever the format, a request ends the same way: one record (route, context, rung,
+tokens of every upstream call it made, cost, latency, status), the metrics, and the
+`X-Sleeptime-*` headers that explain its routing decision.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi.responses import Response
+
+from router.proxy.api_errors import ApiError
+from router.proxy.contexts import ContextRef
+from router.proxy.formats.adapter import FormatAdapter, Outgoing, Parsed, Rewrite
+from router.proxy.routing import PASS_THROUGH, RouteDecision
+from router.proxy.state import ProxyState
+from router.store.base import ContextRecord, RequestRecord
+
+
+@dataclass
+class Exchange:
+    state: ProxyState
+    format: FormatAdapter[Any]
+    tenant: str
+    request_id: str
+    started: float = field(default_factory=time.perf_counter)
+    ref: ContextRef | None = None
+    context: ContextRecord | None = None
+    decision: RouteDecision = PASS_THROUGH
+    model: str | None = None
+    model_override: str | None = None  # what "sleeptime" named upstream; None: the client's
+    completion_tokens: int | None = None  # once known, for the tokens-saved header
+    check: str | None = None  # a checked answer's outcome: "agreed" or "disagreed"
+    spent_before: Any = None  # usage of a check that sent the query full
+
+    def outgoing(self, request: Parsed, rewrite: Rewrite) -> Outgoing:
+        """The body to send upstream, once the model is resolved."""
+        stream_usage = self.state.config.stream_usage
+        return self.format.outgoing(
+            request, rewrite, model=self.model_override, stream_usage=stream_usage
+        )
+
+    def headers(self) -> dict[str, str]:
+        headers = {"X-Request-Id": self.request_id, "X-Sleeptime-Route": self.decision.route}
+        if self.ref is not None:
+            headers["X-Sleeptime-Context"] = self.ref.context_id
+            version = self.context.version if self.context is not None else 1
+            headers["X-Sleeptime-Context-Version"] = str(version)
+        if self.decision.rung:
+            headers["X-Sleeptime-Rung"] = self.decision.rung
+        if self.check:
+            headers["X-Sleeptime-Check"] = self.check
+        costs, route = self.state.costs, self.decision.route
+        saved = costs.tokens_saved(self.tenant, route, self.completion_tokens)
+        if saved is not None:
+            headers["X-Sleeptime-Tokens-Saved"] = str(saved)
+        if self.decision.scores:
+            scores = json.dumps(dict(self.decision.scores), separators=(",", ":"))
+            headers["X-Sleeptime-Scores"] = scores
+        return headers
+
+    def finish(self, status: int, error_code: str | None = None, *, usage: Any = None) -> int:
+        """Records the request; returns its completion tokens. `usage` covers every upstream
+        call of the request; a failed one reports none, so what a check spent is kept."""
+        tokens = self.format.tokens(usage if usage is not None else self.spent_before)
+        seconds = time.perf_counter() - self.started
+        state, route = self.state, self.decision.route
+        if status == 200:
+            state.costs.saw_completion(self.tenant, route, tokens[1])
+        state.metrics.observe(route, status, seconds)
+        state.metrics.count_tokens(*tokens)
+        state.records.record(self._record(status, error_code, tokens, seconds))
+        return tokens[1]
+
+    def _record(
+        self, status: int, error_code: str | None, tokens: tuple[int, int, int], seconds: float
+    ) -> RequestRecord:
+        prompt, completion, cached = tokens
+        return RequestRecord(
+            tenant=self.tenant,
+            request_id=self.request_id,
+            time=time.time(),
+            route=self.decision.route,
+            status=status,
+            context_id=self.ref.context_id if self.ref else None,
+            context_version=self.context.version if self.context else None,
+            rung=self.decision.rung,
+            model=self.model,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cached_tokens=cached,
+            latency_ms=seconds * 1000.0,
+            cost=self.state.costs.paper_cost(self.decision.route, completion),
+            error_code=error_code,
+        )
+
+    def fail(self, error: ApiError) -> Response:
+        self.finish(error.status, error_code=error.code)
+        return error.response({"X-Request-Id": self.request_id})

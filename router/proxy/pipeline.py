@@ -1,0 +1,181 @@
+"""The request pipeline every routed endpoint shares, whatever its JSON looks like.
+
+One request goes through these stages, in order, each a function below:
+
+    admit      the tenant (a salted hash of its API key) and its per-key limit: 429
+               before the body is read
+    read       the body, within `max_body_bytes`, parsed by the format adapter
+    identify   the context (named by header or body, else hashed) and the query
+    look up    the tenant's record of that context (kept `context_cache_s`), and a
+               sighting for the writer (a context seen twice is queued for sleep)
+    route      the router's decision and the format's rewrite; whatever they raise,
+               the request goes full, unchanged, and the fallback is counted
+    model      what "sleeptime" names upstream, or 404 for a model not served
+    call       a cached answer (no upstream call), a checked answer (cheap voters
+               first, full when they disagree), a streamed or a plain upstream call
+    finish     the record, metrics and `X-Sleeptime-*` headers (`Exchange.finish`)
+
+The hot path is: hash the context part, one cached store read, the router, the
+upstream call, a journal append. Everything shaped like a body's JSON is the format
+adapter's (`router.proxy.formats`): this module never reads a field of one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from router.errors import UpstreamError
+from router.proxy import checked, replies
+from router.proxy.api_errors import ApiError, from_upstream
+from router.proxy.bodies import read_body
+from router.proxy.contexts import HEADER, explicit_name
+from router.proxy.exchange import Exchange
+from router.proxy.formats.adapter import FormatAdapter, Outgoing, Parsed, Rewrite
+from router.proxy.routing import PASS_THROUGH
+from router.proxy.state import ProxyState
+from router.proxy.streaming import RelayResponse, stream
+from router.store.base import ContextRecord
+
+log = logging.getLogger("sleeptime.proxy")
+
+
+class Pipeline:
+    """`Pipeline(format).handle` is the endpoint of one routed path."""
+
+    def __init__(self, format: FormatAdapter[Any]) -> None:
+        self.format = format
+
+    async def handle(self, request: Request) -> Response:
+        state: ProxyState = request.app.state.proxy
+        exchange = _admit(state, self.format, request.headers.get("authorization"))
+        if not state.limits.enter(exchange.tenant):
+            return exchange.fail(state.limits.refusal())
+        try:
+            response = await _serve(request, exchange)
+        except BaseException:
+            state.limits.leave(exchange.tenant)
+            raise
+        if isinstance(response, RelayResponse):  # leaves when the stream ends
+            response.on_close = lambda: state.limits.leave(exchange.tenant)
+        else:
+            state.limits.leave(exchange.tenant)
+        return response
+
+
+def _admit(state: ProxyState, format: FormatAdapter[Any], authorization: str | None) -> Exchange:
+    tenant = state.tenants.identify(authorization)
+    return Exchange(state, format, tenant, state.records.new_id())
+
+
+async def _serve(request: Request, exchange: Exchange) -> Response:
+    try:
+        parsed, name = await _read(request, exchange)
+    except ApiError as error:
+        return exchange.fail(error)
+    query = _identify(exchange, parsed, name)
+    exchange.context = _look_up(exchange)
+    rewrite = _route(exchange, parsed, query)
+    try:
+        await _resolve_model(exchange, parsed)
+    except ApiError as error:
+        return exchange.fail(error)
+    return await _call(exchange, parsed, exchange.outgoing(parsed, rewrite))
+
+
+async def _read(request: Request, exchange: Exchange) -> tuple[Parsed, str | None]:
+    """(the parsed request, the context it names, if any: the header wins over the body)."""
+    raw = await read_body(request, exchange.state.config.max_body_bytes)
+    parsed = exchange.format.parse(raw)
+    return parsed, explicit_name(request.headers.get(HEADER), parsed.context_name)
+
+
+def _identify(exchange: Exchange, parsed: Parsed, name: str | None) -> str:
+    """The query; the context goes on the exchange, unless too big to store or think about
+    (the body's size bounds the context's, so most requests never build its text)."""
+    ref, query = exchange.format.identify(parsed, name)
+    limit = exchange.state.config.max_context_bytes
+    if ref is not None and len(parsed.raw) > limit and len(ref.text.encode()) > limit:
+        ref = None  # answered as it is
+    exchange.ref = ref
+    return query
+
+
+def _look_up(exchange: Exchange) -> ContextRecord | None:
+    """The context as it was before this request; the sighting goes to the writer after the
+    read, so this request is not yet counted."""
+    state, ref = exchange.state, exchange.ref
+    if ref is None:
+        return None
+    known = state.contexts.lookup(exchange.tenant, ref.context_id)
+    state.records.sighted(exchange.tenant, ref)
+    return known
+
+
+def _route(exchange: Exchange, parsed: Parsed, query: str) -> Rewrite:
+    """Never raises: a router (or a rewrite) that fails sends the request through unchanged."""
+    state = exchange.state
+    try:
+        decision = state.router.decide(exchange.tenant, exchange.context, query)
+        rewrite = exchange.format.rewrite(parsed, decision, exchange.context)
+    except Exception:
+        state.metrics.fallbacks.inc()
+        log.exception("router failed; the request goes through as pass-through")
+        decision, rewrite = PASS_THROUGH, {}
+    exchange.decision = decision
+    return rewrite
+
+
+async def _resolve_model(exchange: Exchange, parsed: Parsed) -> None:
+    model, replaced = await exchange.state.models.resolve(parsed.model)
+    exchange.model = model
+    exchange.model_override = model if replaced else None
+
+
+async def _call(exchange: Exchange, parsed: Parsed, outgoing: Outgoing) -> Response:
+    decision = exchange.decision
+    if decision.route == "cached" and decision.answer is not None:
+        return replies.cached(exchange, parsed, decision.answer)
+    if decision.checked:
+        answered = await _checked(exchange, parsed, outgoing)
+        if isinstance(answered, Response):
+            return answered
+        outgoing = answered
+    if parsed.stream:
+        return await stream(exchange, outgoing)
+    return await _complete(exchange, outgoing)
+
+
+async def _checked(exchange: Exchange, parsed: Parsed, outgoing: Outgoing) -> Response | Outgoing:
+    """The checked answer, or the body to send full when its voters disagree."""
+    try:
+        served = await checked.answer(exchange, parsed, outgoing)
+        if served is not None:
+            return served
+        rewrite = checked.go_full(exchange, parsed)
+    except Exception:  # a user's request never fails because of sleeptime
+        exchange.state.metrics.fallbacks.inc()
+        log.exception("checked answer failed; the request goes through as pass-through")
+        exchange.decision, rewrite = PASS_THROUGH, {}
+    return exchange.outgoing(parsed, rewrite)
+
+
+async def _complete(exchange: Exchange, outgoing: Outgoing) -> Response:
+    state, fmt = exchange.state, exchange.format
+    state.inflight.begin()
+    try:
+        answer = await state.forwarder.post(fmt.upstream_path, outgoing.body)
+    except UpstreamError as exc:
+        return exchange.fail(from_upstream(exc))
+    finally:
+        state.inflight.end()
+    content, usage = answer.content, fmt.usage_of(answer.data)
+    if exchange.spent_before and answer.status == 200:
+        usage = fmt.add_usage(usage, exchange.spent_before)
+        content = json.dumps(fmt.with_usage(answer.data, usage)).encode()
+    exchange.completion_tokens = exchange.finish(answer.status, usage=usage)
+    return replies.json_response(exchange, content, answer.status)

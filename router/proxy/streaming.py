@@ -1,0 +1,63 @@
+"""A streamed answer: the upstream's stream relayed as it arrives, in any format.
+
+The format's relay (`FormatAdapter.relay`) reads the events; this module opens the
+upstream stream and settles what a request holds (the upstream connection, the
+in-flight count, the tenant's slot, the record) however the stream ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from fastapi.responses import Response, StreamingResponse
+
+from router.errors import UpstreamError
+from router.proxy.api_errors import from_upstream
+from router.proxy.exchange import Exchange
+from router.proxy.formats.adapter import Outgoing, Relay
+from router.proxy.replies import SSE
+
+
+async def stream(exchange: Exchange, outgoing: Outgoing) -> Response:
+    state = exchange.state
+    state.inflight.begin()
+    try:
+        upstream = await state.forwarder.open_stream(exchange.format.upstream_path, outgoing.body)
+    except UpstreamError as exc:
+        state.inflight.end()
+        return exchange.fail(from_upstream(exc))
+    relay = exchange.format.relay(
+        upstream,
+        strip_usage=outgoing.strip_usage,
+        before_done=lambda status, code, usage: exchange.finish(status, code, usage=usage),
+        spent_before=exchange.spent_before,
+    )
+    return RelayResponse(exchange, relay)
+
+
+class RelayResponse(StreamingResponse):
+    """Cleans up in `__call__`, not in the body iterator, which never starts at all when the
+    client leaves before the first event: the connection, the in-flight count and the
+    record are settled the same way however the stream ends. `on_close` gives back the
+    tenant's slot (the pipeline sets it)."""
+
+    def __init__(self, exchange: Exchange, relay: Relay) -> None:
+        self._events = relay.events()
+        super().__init__(self._events, headers=exchange.headers(), media_type=SSE)
+        self._exchange = exchange
+        self._relay = relay
+        self.on_close: Callable[[], None] = lambda: None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._events.aclose()
+                await self._relay.aclose()
+            self._exchange.state.inflight.end()
+            self.on_close()
+            if not self._relay.settled:  # the client left before [DONE]
+                self._exchange.finish(*self._relay.outcome(), usage=self._relay.usage)
