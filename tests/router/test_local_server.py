@@ -88,9 +88,13 @@ PARENT = textwrap.dedent("""
 def test_no_orphan_when_the_parent_dies(
     local_server: LocalServer, tmp_path: Path, how: int
 ) -> None:
+    # A job started in the background by a non-interactive shell (`cmd &`) inherits SIGINT
+    # ignored, and Python then never raises KeyboardInterrupt: give the parent the default
+    # disposition, as a terminal's process would have.
     parent = subprocess.Popen(
         [sys.executable, "-c", PARENT, str(local_server.config.model_path), str(tmp_path)],
         stdout=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     child_pid = int(parent.stdout.readline())
     assert _alive(child_pid)
