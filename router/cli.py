@@ -14,6 +14,7 @@ import ast
 import importlib
 import importlib.metadata
 import importlib.util
+import os
 import sys
 
 from router.errors import SleeptimeError
@@ -73,12 +74,33 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(found[name][0])
     try:
         return int(module.main(rest))
-    except SleeptimeError as exc:
-        print(f"sleeptime {name}: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `sleeptime ... | head`: the reader left, nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except Exception as exc:
+        message = user_error(exc)
+        if message is None:
+            raise
+        print(f"sleeptime {name}: {message}", file=sys.stderr)
+        return 1
+
+
+def user_error(exc: Exception) -> str | None:
+    """The one line to print for an error the user can fix, or None: a bug, shown in full.
+
+    Ours, a policy file that is not one (`policies` imports nothing of ours, so its error is
+    its own), and a path that is not there: a traceback would only hide the line that says
+    what to do."""
+    from policies import PolicyError
+
+    if isinstance(exc, SleeptimeError | PolicyError):
+        return str(exc)
+    if isinstance(exc, FileNotFoundError | NotADirectoryError | IsADirectoryError):
+        return f"{exc.strerror}: {exc.filename}"
+    return None
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ callers and the proxy's error bodies never depend on a third-party SDK.
     ├── ModelFileError         a model part package is missing or the joined file's hash is wrong
     ├── LocalServerError       the embedded llama.cpp server did not start or died
     ├── DatasetError           a dataset line is malformed (carries the line number)
+    ├── InputError             a file or folder named on the command line is missing or wrong
     └── UpstreamError          anything that went wrong talking to the LLM upstream
         ├── UpstreamConnectionError   could not connect (refused, DNS, reset)
         ├── UpstreamTimeout           no (complete) answer within the timeout
@@ -41,6 +42,10 @@ class DatasetError(SleeptimeError):
     def __init__(self, message: str, *, line: int | None = None) -> None:
         super().__init__(f"line {line}: {message}" if line is not None else message)
         self.line = line
+
+
+class InputError(SleeptimeError):
+    """A path the user gave is missing or is not what the command reads (one line to print)."""
 
 
 class UpstreamError(SleeptimeError):

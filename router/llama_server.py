@@ -23,7 +23,7 @@ def build_params(args: argparse.Namespace):  # -> xllamacpp.CommonParams
         ) from exc
     params = xllamacpp.CommonParams()
     params.model.path = args.model
-    params.hostnames = ["127.0.0.1"]
+    params.hostnames = [args.host]
     params.port = args.port
     params.n_ctx = args.ctx
     params.n_parallel = args.parallel
@@ -44,7 +44,7 @@ def serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     server = xllamacpp.Server(build_params(args))  # blocks until the model is loaded
-    print(f"sleeptime-llama ready on 127.0.0.1:{args.port}", file=sys.stderr, flush=True)
+    print(f"sleeptime-llama ready on {args.host}:{args.port}", file=sys.stderr, flush=True)
     stop.wait()
     del server
     return 0
@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ctx", type=int, default=8192)
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--host", default="127.0.0.1")
     return serve(parser.parse_args(argv))
 
 

@@ -41,9 +41,13 @@ class LocalServerConfig:
     parallel: int = 2
     start_timeout_s: float = 120.0
     log_dir: Path | None = None
+    port: int = 0  # 0: a free port, chosen at start
+    host: str = "127.0.0.1"
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> LocalServerConfig:
+    def from_settings(
+        cls, settings: Settings, *, port: int = 0, host: str = "127.0.0.1"
+    ) -> LocalServerConfig:
         spec = model_spec(settings.local_model)
         return cls(
             model_path=ensure_model_file(spec, settings.cache_dir),
@@ -53,6 +57,8 @@ class LocalServerConfig:
             parallel=settings.local_parallel,
             start_timeout_s=settings.local_start_timeout_s,
             log_dir=settings.cache_dir / "logs",
+            port=port,
+            host=host,
         )
 
 
@@ -69,7 +75,12 @@ class LocalServer:
     def base_url(self) -> str:
         if self.port is None:
             raise LocalServerError("the local server is not started")
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"http://{self._reach}:{self.port}/v1"
+
+    @property
+    def _reach(self) -> str:
+        """The address to call it on: a server on every interface answers on loopback."""
+        return "127.0.0.1" if self.config.host in ("0.0.0.0", "") else self.config.host
 
     @property
     def model(self) -> str:
@@ -78,7 +89,9 @@ class LocalServer:
     def start(self) -> LocalServer:
         if self._process is not None:
             return self
-        self.port = free_port()
+        self.port = self.config.port or free_port()
+        if self.config.port and not _bindable(self.config.host, self.port):
+            raise LocalServerError(f"port {self.port} on {self.config.host} is in use")
         self._log_path = self._open_log_path()
         with self._log_path.open("wb") as log:
             self._process = subprocess.Popen(
@@ -164,6 +177,8 @@ class LocalServer:
             str(c.parallel),
             "--threads",
             str(c.threads),
+            "--host",
+            c.host,
         ]
 
     def _open_log_path(self) -> Path:
@@ -173,7 +188,7 @@ class LocalServer:
 
     def _healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1) as r:
+            with urllib.request.urlopen(f"http://{self._reach}:{self.port}/health", timeout=1) as r:
                 return json.loads(r.read()).get("status") == "ok"
         except (OSError, ValueError, urllib.error.URLError):
             return False
@@ -185,6 +200,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _bindable(host: str, port: int) -> bool:
+    """Whether nothing listens there; a port left in TIME_WAIT by the last run is free to
+    llama.cpp (its HTTP server reuses addresses), so it is here too."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def _die_with_parent() -> None:
     """Runs in the child before exec: the kernel sends SIGTERM when the parent dies."""
     with contextlib.suppress(OSError, AttributeError):
@@ -194,9 +221,25 @@ def _die_with_parent() -> None:
             os._exit(1)
 
 
+def threads_line(threads: int) -> str:
+    """Which thread setting the model runs with, and where to change it: under CPU contention
+    llama.cpp on every core fell to about 1 token/s here, and nothing said why."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    used = f"{threads}" if threads > 0 else f"0, llama.cpp's default (one per core, {cores} here)"
+    return (
+        f"threads: local_threads = {used}; set local_threads or SLEEPTIME_LOCAL_THREADS "
+        "lower when other work shares the CPU"
+    )
+
+
 def start_local_server(
-    settings: Settings, *, on_status: Callable[[str], None] = print
+    settings: Settings,
+    *,
+    on_status: Callable[[str], None] = print,
+    port: int = 0,
+    host: str = "127.0.0.1",
 ) -> LocalServer:
-    config = LocalServerConfig.from_settings(settings)
+    config = LocalServerConfig.from_settings(settings, port=port, host=host)
     on_status(f"starting {config.alias} on llama.cpp ({config.model_path.name})")
+    on_status(threads_line(config.threads))
     return LocalServer(config).start()

@@ -1,8 +1,9 @@
 """One settings object for every command, built explicitly, never at import.
 
-Precedence, lowest to highest: field defaults < TOML file < `SLEEPTIME_*`
-environment variables < explicit overrides (CLI flags). The TOML file is
-`SLEEPTIME_CONFIG` or `--config`; it is optional.
+Precedence, lowest to highest: field defaults < the tools' own environment variables
+(`MLFLOW_TRACKING_URI`, `OPTUNA_STORAGE`) < TOML file < `SLEEPTIME_*` environment
+variables < explicit overrides (CLI flags). The TOML file is `SLEEPTIME_CONFIG` or
+`--config`; it is optional.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from typing import Any
 from router.errors import ConfigError
 
 ENV_PREFIX = "SLEEPTIME_"
+# A tool's own variable, set for every project that uses the tool, is only a default here:
+# the settings file and SLEEPTIME_* are about this project and override it.
+CONVENTIONS = {"mlflow_uri": "MLFLOW_TRACKING_URI", "optuna_storage": "OPTUNA_STORAGE"}
 
 
 def _default_cache_dir() -> Path:
@@ -62,6 +66,7 @@ class Settings:
     sleep_prompt: str = "solve"  # a key of router.sleep.TEMPLATES
     # Experiments.
     mlflow_uri: str = "sqlite:///mlruns/mlflow.db"
+    optuna_storage: str = "mlruns/optuna.journal"  # a journal file, or an RDB URL
     test_token_price_ratio: float = 10.0
 
     def replace(self, **changes: Any) -> Settings:
@@ -79,7 +84,7 @@ def load_settings(
 ) -> Settings:
     env = os.environ if environ is None else environ
     path = config_path or env.get(ENV_PREFIX + "CONFIG")
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {name: env[var] for name, var in CONVENTIONS.items() if env.get(var)}
     if path:
         values.update(_read_toml(Path(path)))
     values.update(_from_env(env))

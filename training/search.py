@@ -9,13 +9,18 @@ as the first trials (for Learned, every built-in as a point of its family), so t
 search starts from the baselines it has to beat. Storage is an RDB URL
 or a journal file (the default: an append-only log with file locks, about 5x faster
 per trial than Optuna's RDB storage on SQLite here): either way a study resumes, and
-several workers can share it.
+several workers can share it. As with Optuna's `n_trials`, `trials` are added to what
+the study holds; its objectives are named, so `optuna-dashboard` shows "accuracy" and
+"cost", not "0" and "1".
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +28,8 @@ from policies import Learned, Policy
 from policies.space import Float, SearchSpace, fixed_params
 
 SEARCH_SPACE_VERSION = 5  # bump when a space changes: a resumed study must not mix spaces
+PARETO_OBJECTIVES = ["accuracy", "cost"]  # maximize, minimize
+CONSTRAINED_OBJECTIVES = ["cost"]  # minimize, subject to accuracy >= a floor
 WORD_LIMITS = [6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 20.0, 25.0, 30.0, Learned.enriched_max_words]
 
 
@@ -57,8 +64,10 @@ def run_study(
     min_accuracy: float | None = None,
     seed: int = 0,
     on_trial: Callable[[int, Policy, tuple[float, float]], None] | None = None,
+    progress: bool = False,
 ) -> Any:
-    """objective(policy) -> (accuracy, cost). Returns the optuna Study."""
+    """objective(policy) -> (accuracy, cost); adds `trials` trials to the study (the seeds
+    first, if it is new). Returns the optuna Study. `progress`: a bar on stderr."""
     import optuna
 
     optuna.logging.set_verbosity(logging.WARNING)
@@ -79,6 +88,9 @@ def run_study(
         sampler=sampler,
         directions=["minimize"] if constrained else ["maximize", "minimize"],
     )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(CONSTRAINED_OBJECTIVES if constrained else PARETO_OBJECTIVES)
     if not study.trials:
         for params in seeds:
             study.enqueue_trial(params, skip_if_exists=True)
@@ -92,10 +104,29 @@ def run_study(
             on_trial(trial.number, chosen, (accuracy, cost))
         return cost if constrained else (accuracy, cost)
 
-    finished = sum(t.state.is_finished() for t in study.trials)
-    remaining = max(0, trials - finished)
-    study.optimize(run, n_trials=remaining, gc_after_trial=False)
+    with progress_bar(trials, enabled=progress) as tick:
+        study.optimize(run, n_trials=trials, gc_after_trial=False, callbacks=[tick])
     return study
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, *, enabled: bool) -> Iterator[Callable[[Any, Any], None]]:
+    """An Optuna callback that advances a tqdm bar on stderr, showing the best accuracy so
+    far; a no-op when disabled (a pipe, `--json`)."""
+    from tqdm import tqdm
+
+    best = -1.0
+    with tqdm(total=total, unit="trial", file=sys.stderr, disable=not enabled) as bar:
+
+        def tick(study: Any, trial: Any) -> None:
+            nonlocal best
+            accuracy = trial.user_attrs.get("accuracy", best)
+            if accuracy > best:
+                best = accuracy
+                bar.set_postfix_str(f"best accuracy {best:.3f}", refresh=False)
+            bar.update(1)
+
+        yield tick
 
 
 def open_storage(where: str) -> Any:

@@ -14,8 +14,8 @@ from router.settings import load_settings
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sleeptime models", description=__doc__)
     parser.add_argument("names", nargs="*", help=f"models to assemble (default: {list(MODELS)})")
-    parser.add_argument("--config", default=None)
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--config", default=None, help="a TOML settings file (for cache_dir)")
+    parser.add_argument("--json", action="store_true", help="print one JSON list")
     args = parser.parse_args(argv)
     cache_dir = load_settings(args.config).cache_dir
     report, failed = [], False

@@ -1,3 +1,4 @@
+import argparse
 import importlib
 
 import pytest
@@ -45,3 +46,49 @@ def test_the_online_package_names_no_offline_module() -> None:
     """Offline commands arrive through the entry-point group, not from router's own table."""
     assert all(module.startswith("router.") for module, _ in cli.ONLINE.values())
     assert cli.commands()["train"][0] == "training.commands.train"
+
+
+class _Parsed(Exception):
+    """Raised instead of parsing: the parser a command built, with every flag on it."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self.parser = parser
+
+
+def _without_help(parser: argparse.ArgumentParser) -> list[str]:
+    missing = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                missing += [f"{sub.prog}: {name}" for name in _without_help(sub)]
+        elif not action.help and action.dest != "help":
+            missing.append("/".join(action.option_strings) or action.dest)
+    return missing
+
+
+def _parser_of(name: str, argv: list[str], monkeypatch: pytest.MonkeyPatch):
+    def capture(self: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        raise _Parsed(self)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_known_args", capture)
+    module = importlib.import_module(cli.commands()[name][0])
+    with pytest.raises(_Parsed) as parsed:
+        module.main(argv)
+    return parsed.value.parser
+
+
+HELP_ARGV = {"bench": [[], ["replay"], ["pool"]]}
+
+
+@pytest.mark.parametrize(
+    ("name", "argv"),
+    [
+        pytest.param(n, a, id=" ".join([n, *a]))
+        for n in sorted(cli.commands())
+        for a in HELP_ARGV.get(n, [[]])
+    ],
+)
+def test_every_flag_says_what_it_is(
+    name: str, argv: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _without_help(_parser_of(name, argv, monkeypatch)) == []

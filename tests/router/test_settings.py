@@ -62,3 +62,20 @@ def test_missing_or_invalid_file(tmp_path: Path) -> None:
     bad.write_text("port = = 1")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(bad, environ={})
+
+
+@pytest.mark.parametrize(
+    ("name", "variable"),
+    [("mlflow_uri", "MLFLOW_TRACKING_URI"), ("optuna_storage", "OPTUNA_STORAGE")],
+)
+def test_a_tools_own_variable_is_the_default_ours_override_it(
+    name: str, variable: str, tmp_path: Path
+) -> None:
+    """MLflow's and Optuna's variables hold for every project; ours are about this one."""
+    assert getattr(load_settings(environ={variable: "from-tool"}), name) == "from-tool"
+    config = tmp_path / "s.toml"
+    config.write_text(f'{name} = "from-file"\n')
+    assert getattr(load_settings(config, environ={variable: "from-tool"}), name) == "from-file"
+    ours = {variable: "from-tool", f"SLEEPTIME_{name.upper()}": "from-ours"}
+    assert getattr(load_settings(environ=ours), name) == "from-ours"
+    assert getattr(load_settings(environ={variable: ""}), name) == getattr(Settings(), name)

@@ -8,7 +8,7 @@ import pytest
 
 from policies import REGISTRY, Learned, Policy
 from policies.space import Choices
-from training.search import check_rungs, policy_of, run_study
+from training.search import check_rungs, policy_of, progress_bar, run_study
 
 
 def test_the_check_is_searched_only_where_two_rungs_kept_answers() -> None:
@@ -71,3 +71,39 @@ def test_one_study_tunes_every_registered_policy_over_its_own_space(
     assert len(study.trials) == 6 and all(isinstance(p, kind) for p in seen)
     assert {policy_of(t, space, kind) for t in study.trials} == set(seen)
     assert set(study.trials[-1].params) <= set(space)  # only the space is searched
+
+
+def study_of(tmp_path: Path, trials: int, min_accuracy: float | None = None):
+    choices = Choices([0, 3], [0, 1], [1])
+    return run_study(
+        lambda policy: (0.5, 1.0),
+        storage=str(tmp_path / "journal"),
+        name="s",
+        trials=trials,
+        seeds=Learned.seeds(choices),
+        space=Learned.search_space(choices),
+        min_accuracy=min_accuracy,
+    )
+
+
+def test_trials_are_added_to_what_the_study_holds_as_optunas_n_trials(tmp_path: Path) -> None:
+    assert len(study_of(tmp_path, 6).trials) == 6
+    assert len(study_of(tmp_path, 4).trials) == 10  # resumed: 4 more, not 4 in all
+
+
+@pytest.mark.parametrize(("min_accuracy", "names"), [(None, ["accuracy", "cost"]), (0.5, ["cost"])])
+def test_the_objectives_are_named(
+    min_accuracy: float | None, names: list[str], tmp_path: Path
+) -> None:
+    assert study_of(tmp_path, 2, min_accuracy).metric_names == names
+
+
+def test_the_progress_bar_shows_only_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
+    from types import SimpleNamespace
+
+    for enabled in (False, True):
+        with progress_bar(3, enabled=enabled) as tick:
+            for accuracy in (0.2, 0.4, 0.3):
+                tick(None, SimpleNamespace(user_attrs={"accuracy": accuracy}))
+        err = capsys.readouterr().err
+        assert ("3/3" in err and "best accuracy 0.400" in err) is enabled

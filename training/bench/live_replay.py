@@ -35,119 +35,29 @@ import argparse
 import contextlib
 import hashlib
 import json
+import sys
+import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from policies import Prices
+from router.errors import InputError
 from router.grading import answers_match, extract_answer
-from router.ladder import rung
+from router.ladder import LADDER, rung
 from router.local_server import free_port, start_local_server
 from router.settings import Settings, load_settings
 from router.sleep import TEMPLATES, SleepBudget
+from training.bench.arms import Arm, Asked, ratios, summarize
 from training.bench.resume import Progress, WorkMismatch, work_folder
 from training.datasets import load_dataset
 from training.datasets.types import StatefulProblem
-from training.stats import bootstrap_accuracy
+from training.threads import check, run_all
 
 T_DEFAULT = 10.0
 SLEEP_WAIT_S = 1800.0
 API_KEY = "sk-replay"
-PRICES = Prices()  # the prompt and cached-prompt factors of full_cost
-
-
-@dataclass(frozen=True)
-class Asked:
-    """One query as the client saw it come back."""
-
-    context: str
-    query: str
-    route: str
-    rung: str
-    correct: bool
-    test_tokens: int
-    prompt_tokens: int
-    latency_s: float
-    scores: str = ""  # the X-Sleeptime-Scores header: why the router chose the route
-    check: str = ""  # X-Sleeptime-Check: whether two cheap answers agreed
-    cached_prompt_tokens: int = 0  # of prompt_tokens, read from the upstream's prefix cache
-
-
-@dataclass(frozen=True)
-class Arm:
-    name: str
-    queries: int
-    contexts: int
-    accuracy: float
-    accuracy_low: float
-    accuracy_high: float
-    test_tokens: float  # per query
-    prompt_tokens: float  # per query
-    sleep_tokens: float  # per context
-    cost: float  # amortized per query: t * test + sleep / queries of the context
-    # cost plus prompt tokens at t times Prices' prompt and cached-prompt factors: what an
-    # API that bills input tokens charges (sleep-time prompt tokens are not counted)
-    full_cost: float
-    cached_prompt_tokens: float  # per query
-    latency_s: float  # median
-    routes: dict[str, int]
-
-
-def summarize(
-    name: str, asked: list[Asked], sleep_tokens: dict[str, int], t: float, prices: Prices = PRICES
-) -> Arm:
-    """Pure: the arm's figures from what the client saw and what sleep time spent."""
-    correct = np.array([a.correct for a in asked], dtype=bool)
-    contexts = np.array([a.context for a in asked])
-    interval = bootstrap_accuracy(correct, contexts)
-    per_context = Counter(a.context for a in asked)
-    sleep = sum(sleep_tokens.get(c, 0) for c in per_context)
-    prices = replace(prices, test_ratio=t)
-    test, prompt, hit = (
-        np.array([getattr(a, f) for a in asked], dtype=float)
-        for f in ("test_tokens", "prompt_tokens", "cached_prompt_tokens")
-    )
-    shares = np.array([sleep_tokens.get(a.context, 0) / per_context[a.context] for a in asked])
-    # Sleep-time prompt tokens are not known to the client: not charged here.
-    cost = np.mean(prices.paper_cost(test, shares))
-    full_cost = np.mean(prices.full_cost(test, prompt, hit, shares))
-    return Arm(
-        name=name,
-        queries=len(asked),
-        contexts=len(per_context),
-        accuracy=round(interval.mean, 4),
-        accuracy_low=round(interval.low, 4),
-        accuracy_high=round(interval.high, 4),
-        test_tokens=round(float(np.mean([a.test_tokens for a in asked])), 2),
-        prompt_tokens=round(float(np.mean([a.prompt_tokens for a in asked])), 2),
-        sleep_tokens=round(sleep / max(len(per_context), 1), 2),
-        cost=round(float(cost), 2),
-        full_cost=round(float(full_cost), 2),
-        cached_prompt_tokens=round(float(np.mean([a.cached_prompt_tokens for a in asked])), 2),
-        latency_s=round(float(np.median([a.latency_s for a in asked])), 3),
-        routes=dict(Counter(f"{a.route}:{a.rung}" if a.rung else a.route for a in asked)),
-    )
-
-
-def ratios(baseline: Arm, policy: Arm) -> dict[str, float | None]:
-    def ratio(a: float, b: float) -> float | None:
-        return round(a / b, 3) if b else None
-
-    return {
-        "test_token_ratio": ratio(baseline.test_tokens, policy.test_tokens),
-        "cost_ratio": ratio(baseline.cost, policy.cost),
-        "full_cost_ratio": ratio(baseline.full_cost, policy.full_cost),
-        "accuracy_difference": round(policy.accuracy - baseline.accuracy, 4),
-    }
-
-
-# Driving the proxy.
 
 
 def context_id(problem: StatefulProblem) -> str:
@@ -254,16 +164,28 @@ def run_arm(
     done = progress.load()  # what a killed run of these inputs had already got back
     jobs = [(p, i) for p in problems for i in range(len(p.queries))]
     todo = [(p, i) for p, i in jobs if (p.id, p.queries[i].id) not in done]
+    stop = threading.Event()
+
+    def one(job: tuple[StatefulProblem, int]) -> Asked:
+        check(stop)
+        return progress.add(ask(client, *job, args.client_rung, delegate=policy))
+
+    # On Ctrl-C the queries not yet asked are dropped; the proxy's graceful shutdown lets
+    # those in flight come back (and be kept) for at most its 10 s.
     with ServerThread(create_app(config, router=router), free_port()) as server:
         spent = register_and_wait(server.url, problems) if policy else {}
         client = openai.OpenAI(base_url=server.url, api_key=API_KEY, timeout=900)
-        with ThreadPoolExecutor(args.concurrency) as pool:
-            for a in pool.map(
-                lambda job: progress.add(ask(client, *job, args.client_rung, delegate=policy)),
-                todo,
-            ):
-                done[(a.context, a.query)] = a
+        for a in run_all(one, todo, workers=args.concurrency, stop=stop, on_stop=_stopped):
+            done[(a.context, a.query)] = a
     return [done[(p.id, p.queries[i].id)] for p, i in jobs], spent
+
+
+def _stopped(done: int, total: int) -> None:
+    print(
+        f"stopped after {done} of {total} queries of this arm; every answer got back is kept in "
+        "the work folder, so the same command resumes from there",
+        file=sys.stderr,
+    )
 
 
 def _policy_router(args: argparse.Namespace) -> Any:
@@ -287,34 +209,44 @@ def upstream(settings: Settings) -> Iterator[Settings]:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sleeptime bench replay", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--dataset", default="gsm8k-multi")
-    p.add_argument("--offset", type=int, default=50, help="skip the contexts trained on")
-    p.add_argument("--limit", type=int, default=10, help="contexts to replay")
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    names = " ".join(f"{r.level}={r.name}" for r in LADDER)
+    p.add_argument("--dataset", default="gsm8k-multi",
+                   help="gsm8k, gsm8k-multi or a JSONL path (default gsm8k-multi)")
+    p.add_argument("--offset", type=int, default=50,
+                   help="contexts to skip: those the policy was trained on (default 50)")
+    p.add_argument("--limit", type=int, default=10, help="contexts to replay (default 10)")
     p.add_argument("--policy", type=Path, required=True, help="a policy file (sleeptime train)")
-    p.add_argument("--estimators", type=Path, default=None, help="default: beside the policy")
-    p.add_argument("--client-rung", default="steps", help="what the client asks for")
-    p.add_argument("--sleep-passes", type=int, default=1)
+    p.add_argument("--estimators", type=Path, default=None,
+                   help="its estimators (default: NAME.estimators.pkl beside the policy)")
+    p.add_argument("--client-rung", default="steps", choices=[r.name for r in LADDER],
+                   help=f"the budget the client asks for, by name ({names}; default steps)")
+    p.add_argument("--sleep-passes", type=int, default=1,
+                   help="sleep-time passes per context in the policy arm (default 1)")
     p.add_argument("--sleep-prompt", choices=sorted(TEMPLATES), default=SleepBudget.prompt,
-                   help="the prompt the policy's table was collected with")  # fmt: skip
-    p.add_argument("--concurrency", type=int, default=2)
-    p.add_argument("--t", type=float, default=T_DEFAULT, help="test/sleep token price ratio")
-    p.add_argument("--local-model", default=None)
-    p.add_argument("--upstream-url", default=None)
-    p.add_argument("--config", default=None)
+                   help="the prompt the policy's table was collected with")
+    p.add_argument("--concurrency", type=int, default=2,
+                   help="queries in flight at once (default 2)")
+    p.add_argument("--t", type=float, default=T_DEFAULT,
+                   help="price of a test-time token in sleep-time tokens (default 10)")
+    p.add_argument("--local-model", default=None,
+                   help="the embedded model when no upstream URL is set")
+    p.add_argument("--upstream-url", default=None,
+                   help="an OpenAI-compatible base URL with its /v1 (default: the embedded model)")
+    p.add_argument("--config", default=None, help="a TOML settings file")
     p.add_argument("--out", type=Path, default=None, help="write the JSON summary here")
     p.add_argument("--work", type=Path, default=None,
                    help="kept so a killed replay resumes (default: OUT.work beside --out; "
-                   "without --out, a temporary folder)")  # fmt: skip
-    p.add_argument("--json", action="store_true")
-    return p
+                   "without --out, a temporary folder)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    return p  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
-    from router.predictability import estimators_for  # scikit-learn: only when replaying
+    from router.commands.serve import policy_files  # checked before any model starts
 
     args = parser().parse_args(argv)
-    args.estimators = args.estimators or estimators_for(args.policy)
+    args.policy, args.estimators = policy_files(args.policy, args.estimators)
     settings = load_settings(args.config).replace(
         local_model=args.local_model, upstream_url=args.upstream_url
     )
@@ -333,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not args.json:
                     print(_line(arms[name]), flush=True)
     except WorkMismatch as exc:
-        raise SystemExit(f"sleeptime bench replay: {exc}") from exc
+        raise InputError(str(exc)) from exc
     result = {
         "dataset": args.dataset,
         "offset": args.offset,

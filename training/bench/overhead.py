@@ -35,6 +35,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from router.errors import ConfigError
 from router.local_server import free_port
 from training.bench.fake_upstream import new_loop
 from training.bench.load import Client, Samples, chat_request, commands, run_process
@@ -218,7 +219,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add("--concurrency", default="1,8,32", help="client counts (default 1,8,32)")
     add("--rounds", type=int, default=4, help="alternating rounds per level (default 4)")
     add("--upstream-ms", type=float, default=DEFAULT_UPSTREAM_MS, help="the fake upstream's mean "
-        f"answer time (default {DEFAULT_UPSTREAM_MS:g}; 0: a saturation test)")  # fmt: skip
+        f"answer time in ms (default {DEFAULT_UPSTREAM_MS:g}; 0: a saturation test)")  # fmt: skip
     add("--lockstep", action="store_true", help="start each round's clients in the same instant "
         "(default: spread over one mean upstream delay)")  # fmt: skip
     add("--json", action="store_true", help="print one JSON object")
@@ -226,7 +227,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     if not args.rounds <= args.requests <= 200_000:
-        raise SystemExit("--requests must be between --rounds and 200000")
+        raise ConfigError("--requests must be between --rounds and 200000")
     result = summary(_run(args), args.upstream_ms, args.lockstep)
     if args.json:
         print(json.dumps(result, indent=2))

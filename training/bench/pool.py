@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 
 from policies import Prices
-from training.bench.live_replay import Arm, Asked, ratios, summarize
+from router.errors import InputError
+from training.bench.arms import Arm, Asked, ratios, summarize
 from training.stats import Interval
 
 ARMS = ("pass-through", "policy")
@@ -138,15 +139,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="sleeptime bench pool", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("files", nargs="+", type=Path, help="JSON files of `bench replay --out`")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the pooled result as JSON")
     args = p.parse_args(argv)
     try:
         result = pool(load(args.files))
-    except KeyError as exc:
-        raise SystemExit(
-            f"sleeptime bench pool: not a `bench replay --out` file: no {exc}"
-        ) from exc
-    except (PoolError, OSError, json.JSONDecodeError) as exc:
-        raise SystemExit(f"sleeptime bench pool: {exc}") from exc
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"not a `bench replay --out` file: no {exc}") from exc
+    except OSError as exc:
+        raise InputError(f"cannot read {exc.filename}: {exc.strerror}") from exc
+    except (PoolError, json.JSONDecodeError) as exc:
+        raise InputError(str(exc)) from exc
     print(json.dumps(result, indent=2) if args.json else _text(result))
     return 0

@@ -23,12 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from router.errors import InputError
 from router.store.base import ContextRecord
 from training.outcome_features import anticipated_for
 from training.outcomes import CONTEXTS, SLEEP, read_jsonl
 
 TARGET_P50_MS = 25.0
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULTS = {
     "outcomes": ROOT / "benchmarks" / "gsm8k-qwen2.5-coder-1.5b",
     "policy": ROOT / "benchmarks" / "policies" / "gsm8k-learned.json",
@@ -72,10 +73,15 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from router.commands.serve import policy_files
     from router.embeddings import default_embedder
     from router.policy_router import PolicyRouter
     from router.proxy.routing import PassThroughRouter
 
+    policy_files(args.policy, args.estimators)  # before the embedding model loads
+    for name in (CONTEXTS, SLEEP):
+        if not (args.outcomes / name).is_file():
+            raise InputError(f"{args.outcomes} has no {name}: give a table `collect` wrote")
     pairs = contexts_and_queries(args.outcomes)
     embedder = default_embedder()
     router = PolicyRouter.from_files(args.policy, args.estimators, embedder.encode)
@@ -107,11 +113,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     scoring = sub.add_parser("scoring", help="the trained router's time per request")
-    scoring.add_argument("--outcomes", type=Path, default=DEFAULTS["outcomes"])
-    scoring.add_argument("--policy", type=Path, default=DEFAULTS["policy"])
-    scoring.add_argument("--estimators", type=Path, default=DEFAULTS["estimators"])
-    scoring.add_argument("--requests", type=int, default=500)
-    scoring.add_argument("--json", action="store_true")
+    add = scoring.add_argument
+    add("--outcomes", type=Path, default=DEFAULTS["outcomes"],
+        help="an outcome table's folder: its contexts and queries (default: the committed "
+        "gsm8k table)")
+    add("--policy", type=Path, default=DEFAULTS["policy"], help="a policy file")
+    add("--estimators", type=Path, default=DEFAULTS["estimators"],
+        help="the estimators the policy reads")
+    add("--requests", type=int, default=500, help="requests timed (default 500)")
+    add("--json", action="store_true", help="print one JSON object")  # fmt: skip
 
 
 def main(args: argparse.Namespace) -> int:

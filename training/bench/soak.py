@@ -139,11 +139,12 @@ def run(args: argparse.Namespace) -> SoakResult:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     soak = sub.add_parser("soak", help="steady load for minutes: errors and the proxy's memory")
-    soak.add_argument("--minutes", type=float, default=10.0, help="default 10")
+    soak.add_argument("--minutes", type=float, default=10.0, help="how long (default 10)")
     soak.add_argument("--clients", type=int, default=32, help="concurrent clients (default 32)")
     soak.add_argument("--contexts", type=int, default=2000, help="distinct contexts (default 2000)")
-    soak.add_argument("--upstream-ms", type=float, default=50.0, help="fake upstream (default 50)")
-    soak.add_argument("--json", action="store_true")
+    soak.add_argument("--upstream-ms", type=float, default=50.0,
+                      help="the fake upstream's mean answer time in ms (default 50)")  # fmt: skip
+    soak.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -30,8 +30,8 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 from router.settings import load_settings, safe_url
-from router.store import open_store, store_url_of
-from router.store.base import Aggregates, Mark, StoreReader
+from router.store import open_store, sqlite_path, store_url_of
+from router.store.base import Aggregates, Mark, StoreError, StoreReader
 
 EXPERIMENT = "sleeptime-proxy"
 BEGINNING = Mark(0, 0, 0.0)
@@ -215,7 +215,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--every-s", type=float, default=60.0, help="seconds per window (default 60)")
     p.add_argument("--once", action="store_true", help="one window over the whole store, then end")
     p.add_argument("--mlflow-uri", help="MLflow tracking URI (default: the mlflow_uri setting)")
-    p.add_argument("--name", default="proxy aggregates", help="the MLflow run's name")
+    p.add_argument("--name", default="proxy aggregates",
+                   help="the MLflow run's name (default: proxy aggregates)")  # fmt: skip
     return p
 
 
@@ -223,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     settings = load_settings(args.config)
     url = args.store or store_url_of(settings)
+    db = sqlite_path(url)
+    if db is not None and not db.is_file():  # opening would create an empty store, then log it
+        raise StoreError(f"no proxy store at {db}: pass --store, or run `sleeptime serve` first")
     uri = args.mlflow_uri or settings.mlflow_uri
     sink = MlflowSink(uri, job_params(url, every_s=args.every_s), name=args.name)
     if args.once:

@@ -3,17 +3,22 @@
 The result is an outcome table with full information (see training.outcomes).
 Every LLM response is cached on disk under its full request, so re-running is
 free and a killed run resumes where it stopped; a context's sleep passes are
-shared by all its sleep budgets (k passes = passes 0..k-1).
+shared by all its sleep budgets (k passes = passes 0..k-1). Ctrl-C stops within
+seconds: queued contexts are dropped, no new LLM call starts, and every answer
+already got back stays in the cache for the rerun.
+
+The defaults are the plan of the committed gsm8k-multi table (50 contexts, one
+sleep pass, rungs 0,1,3 on c and 0,1 on c'); see docs/training.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,6 +26,7 @@ from tqdm import tqdm
 
 from router.answering import answer
 from router.connect import open_upstream
+from router.errors import ConfigError
 from router.grading import answers_match
 from router.ladder import LADDER, rung
 from router.settings import load_settings
@@ -33,7 +39,7 @@ from router.sleep import (
     learned_context,
     sleep_pass,
 )
-from training.datasets import LoadReport, Query, StatefulProblem, load_dataset
+from training.datasets import NAMED, LoadReport, Query, StatefulProblem, load_dataset
 from training.llm_cache import CachingBackend, ResponseCache
 from training.outcomes import (
     CONTEXTS,
@@ -44,13 +50,16 @@ from training.outcomes import (
     write_jsonl,
     write_outcomes,
 )
+from training.threads import check, run_all
+
+RUNGS = " ".join(f"{r.level}={r.name}" for r in LADDER)  # "0=answer 1=brief ..." for --help
 
 
 @dataclass(frozen=True)
 class CollectPlan:
-    sleep_budgets: tuple[int, ...] = (1, 3)
-    rungs_raw: tuple[int, ...] = tuple(r.level for r in LADDER)
-    rungs_learned: tuple[int, ...] = (0, 1, 2)
+    sleep_budgets: tuple[int, ...] = (1,)
+    rungs_raw: tuple[int, ...] = (0, 1, 3)
+    rungs_learned: tuple[int, ...] = (0, 1)
     sleep: SleepBudget = field(default_factory=SleepBudget)
 
     def calls_per_query(self) -> int:
@@ -122,6 +131,18 @@ def _outcome(
     )
 
 
+class _Stoppable:
+    """The backend, refusing new calls once `stop` is set: a context in progress ends at
+    its next call instead of running to its end (minutes on a local model)."""
+
+    def __init__(self, backend: ChatBackend, stop: threading.Event) -> None:
+        self._backend, self._stop = backend, stop
+
+    def chat(self, messages: list[dict], *, model: str, **params: object) -> object:
+        check(self._stop)
+        return self._backend.chat(messages, model=model, **params)
+
+
 def _sleep_records(problem: StatefulProblem, passes: list[PassResult]) -> list[dict[str, object]]:
     return [
         {
@@ -160,11 +181,18 @@ def run_collection(
             bar.update()
 
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        results = list(
-            pool.map(lambda p: collect_problem(backend, model, dataset, p, plan, tick), problems)
+    stop = threading.Event()
+    stoppable = _Stoppable(backend, stop)
+    try:
+        results = run_all(
+            lambda p: collect_problem(stoppable, model, dataset, p, plan, tick),
+            problems,
+            workers=concurrency,
+            stop=stop,
+            on_stop=_say_stopped,
         )
-    bar.close()
+    finally:
+        bar.close()
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = write_outcomes(out_dir / OUTCOMES, (o for r in results for o in r.outcomes))
     write_jsonl(
@@ -183,35 +211,126 @@ def run_collection(
     }
 
 
+def _say_stopped(done: int, total: int) -> None:
+    print(
+        f"stopped after {done} of {total} contexts; every answer got back is in the response "
+        "cache, so the same command resumes from there",
+        file=sys.stderr,
+    )
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="sleeptime collect", description=__doc__)
-    parser.add_argument("--dataset", default="gsm8k", help="gsm8k, gsm8k-multi or a JSONL path")
-    parser.add_argument("--limit", type=int, default=20, help="contexts to run (0: all)")
-    parser.add_argument("--offset", type=int, default=0)
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--sleep-budgets", default="1,3", help="numbers of sleep passes k")
-    parser.add_argument("--rungs-raw", default="0,1,2,3,4", help="rungs answered on c")
-    parser.add_argument("--rungs-learned", default="0,1,2", help="rungs answered on c'")
-    parser.add_argument("--sleep-max-tokens", type=int, default=SleepBudget.max_tokens)
-    parser.add_argument("--sleep-prompt", default=SleepBudget.prompt, choices=sorted(TEMPLATES))
-    parser.add_argument("--concurrency", type=int, default=2)
-    parser.add_argument(
+    parser = argparse.ArgumentParser(
+        prog="sleeptime collect",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add(
+        "--dataset",
+        default="gsm8k-multi",
+        help=f"{' or '.join(sorted(NAMED))}, or the path of a JSONL file in the format of "
+        "docs/training.md (default gsm8k-multi)",
+    )
+    add("--limit", type=int, default=50, help="contexts to run, 0: all (default 50)")
+    add(
+        "--offset",
+        type=int,
+        default=0,
+        help="contexts to skip first, counted after those without a context (default 0)",
+    )
+    add("--out", type=Path, required=True, help="the outcome table's folder (created)")
+    add(
+        "--sleep-budgets",
+        type=_ints,
+        default="1",
+        help="sleep budgets: numbers of sleep passes k on each context, comma-separated "
+        "(default 1)",
+    )
+    add(
+        "--rungs-raw",
+        type=_rungs,
+        default="0,1,3",
+        help=f"test-time rungs answered on the raw context c, by level: {RUNGS} (default 0,1,3)",
+    )
+    add(
+        "--rungs-learned",
+        type=_rungs,
+        default="0,1",
+        help=f"rungs answered on the learned context c', by level: {RUNGS} (default 0,1)",
+    )
+    add(
+        "--sleep-max-tokens",
+        type=int,
+        default=SleepBudget.max_tokens,
+        help=f"completion tokens per sleep pass (default {SleepBudget.max_tokens})",
+    )
+    add(
+        "--sleep-prompt",
+        default=SleepBudget.prompt,
+        choices=sorted(TEMPLATES),
+        help="what a sleep pass writes: solve, program (Python steps, evaluated without "
+        f"exec), notes; see docs/training.md (default {SleepBudget.prompt})",
+    )
+    add(
+        "--concurrency",
+        type=int,
+        default=2,
+        help="contexts in flight at once, each one LLM call at a time; also the embedded "
+        "model's parallel slots (default 2)",
+    )
+    add(
         "--include-no-context",
         action="store_true",
         help="also run problems with an empty context (nothing to think about at sleep time)",
     )
-    parser.add_argument("--local-model", default=None)
-    parser.add_argument("--upstream-url", default=None)
-    parser.add_argument("--upstream-key", default=None)
-    parser.add_argument("--upstream-model", default=None)
-    parser.add_argument("--cache", type=Path, default=None, help="response cache (SQLite)")
-    parser.add_argument("--config", default=None)
-    parser.add_argument("--json", action="store_true")
+    add(
+        "--local-model",
+        default=None,
+        help="the embedded model when no upstream URL is set (default: local_model setting)",
+    )
+    add(
+        "--upstream-url",
+        default=None,
+        help="an OpenAI-compatible base URL with its /v1 (default: the embedded model)",
+    )
+    add(
+        "--upstream-key",
+        default=None,
+        help="the upstream's key (better: SLEEPTIME_UPSTREAM_KEY; flags show in `ps`)",
+    )
+    add("--upstream-model", default=None, help="the upstream's model (default: the first listed)")
+    add(
+        "--cache",
+        type=Path,
+        default=None,
+        help="the response cache, a SQLite file (default <cache_dir>/llm-responses.sqlite)",
+    )
+    add("--config", default=None, help="a TOML settings file (docs/settings.md)")
+    add(
+        "--json",
+        action="store_true",
+        help="print only the run summary as JSON on stdout (no progress bar)",
+    )
     return parser.parse_args(argv)
 
 
 def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in text.split(",") if x.strip())
+    try:
+        values = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected numbers, e.g. 1,2") from None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected numbers >= 0, e.g. 1,2")
+    return values
+
+
+def _rungs(text: str) -> tuple[int, ...]:
+    levels = _ints(text)
+    unknown = sorted(set(levels) - {r.level for r in LADDER})
+    if unknown:
+        raise argparse.ArgumentTypeError(f"no rung {unknown[0]}; rungs by level: {RUNGS}")
+    return levels
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,14 +346,18 @@ def main(argv: list[str] | None = None) -> int:
     problems = load_dataset(args.dataset, report=report)
     problems = [p for p in problems if p.has_context or args.include_no_context]
     problems = problems[args.offset : args.offset + args.limit if args.limit else None]
+    if not problems:
+        raise ConfigError(f"no contexts in {args.dataset} at --offset {args.offset}")
     plan = CollectPlan(
-        _ints(args.sleep_budgets),
-        _ints(args.rungs_raw),
-        _ints(args.rungs_learned),
+        args.sleep_budgets,
+        args.rungs_raw,
+        args.rungs_learned,
         SleepBudget(max_tokens=args.sleep_max_tokens, prompt=args.sleep_prompt),
     )
     cache = ResponseCache(args.cache or settings.cache_dir / "llm-responses.sqlite")
-    say = (lambda _m: None) if args.json else print
+    # With --json, stdout is the summary alone; which model starts, on how many threads, still
+    # matters (under CPU contention it decides the run's hours), so it goes to stderr.
+    say = (lambda m: print(m, file=sys.stderr)) if args.json else print
     with open_upstream(settings, on_status=say) as upstream:
         backend = CachingBackend(upstream.backend, cache)
         summary = run_collection(

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass
 
 from router.answering import Answer, answer
 from router.connect import open_upstream
+from router.errors import ConfigError
 from router.grading import answers_match
 from router.ladder import LADDER, rung
 from router.settings import load_settings
@@ -35,16 +37,31 @@ class PhaseRow:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="sleeptime demo", description=__doc__)
-    parser.add_argument("--problem", type=int, default=0, help="index into Stateful GSM8K test")
-    parser.add_argument("--passes", type=int, default=1, help="sleep-time passes k")
-    parser.add_argument("--low-rung", default="answer", help="rung on the learned context")
-    parser.add_argument("--full-rung", default="careful", help="rung on the raw context")
-    parser.add_argument("--local-model", default=None, help="embedded model name")
-    parser.add_argument("--upstream-url", default=None)
-    parser.add_argument("--upstream-key", default=None)
-    parser.add_argument("--config", default=None, help="settings TOML file")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    names = " ".join(f"{r.level}={r.name}" for r in LADDER)
+    add = parser.add_argument
+    add("--problem", type=int, default=0,
+        help="which problem of Stateful GSM8K test, by index from 0 (default 0)")
+    add("--passes", type=int, default=1, help="sleep-time passes k on its context (default 1)")
+    add("--low-rung", type=_rung, default="answer",
+        help=f"rung on the learned context c', by name or level: {names} (default answer)")
+    add("--full-rung", type=_rung, default="careful",
+        help=f"rung on the raw context c, by name or level: {names} (default careful)")
+    add("--local-model", default=None,
+        help="the embedded model (default: the local_model setting, qwen2.5-coder-1.5b)")
+    add("--upstream-url", default=None,
+        help="an OpenAI-compatible base URL with its /v1 (default: the embedded model)")
+    add("--upstream-key", default=None,
+        help="the upstream's key (better: SLEEPTIME_UPSTREAM_KEY; flags show in `ps`)")
+    add("--config", default=None, help="settings TOML file")
+    add("--json", action="store_true", help="print one JSON object")  # fmt: skip
     return parser.parse_args(argv)
+
+
+def _rung(text: str) -> str:
+    try:
+        return rung(int(text) if text.isdigit() else text).name
+    except KeyError as exc:
+        raise argparse.ArgumentTypeError(exc.args[0]) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,11 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(args.config).replace(
         local_model=args.local_model, upstream_url=args.upstream_url, upstream_key=args.upstream_key
     )
-    problem = load_stateful_gsm8k()[args.problem]
+    problems = load_stateful_gsm8k()
+    if not 0 <= args.problem < len(problems):
+        last = len(problems) - 1
+        raise ConfigError(f"--problem {args.problem}: Stateful GSM8K test has 0 to {last}")
+    problem = problems[args.problem]
     query = problem.queries[0]
     say = (lambda _msg: None) if args.json else print
     started = time.perf_counter()
-    with open_upstream(settings, on_status=say) as upstream:
+    status = (lambda m: print(m, file=sys.stderr)) if args.json else print  # stdout: the JSON
+    with open_upstream(settings, on_status=status) as upstream:
         say(f"upstream ready in {time.perf_counter() - started:.1f} s: {upstream.model}")
         say(f"\nproblem {problem.id}\ncontext: {problem.context}\nquery:   {query.question}")
         t0 = time.perf_counter()

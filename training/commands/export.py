@@ -65,17 +65,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--db", type=Path, help="a SQLite store's file (as --store sqlite:///DB)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--tenant-hash", help="only this tenant (a t-... hash from the store)")
-    parser.add_argument("--sleep-passes", type=int, default=1, help="passes the proxy ran")
+    parser.add_argument(
+        "--sleep-passes", type=int, default=1,
+        help="sleep passes the proxy ran per context: the store does not keep them (default 1)",
+    )  # fmt: skip
     parser.add_argument(
         "--unset-rung",
         type=int,
         default=LADDER[-1].level,
         choices=[r.level for r in LADDER],
-        help="the rung of a request whose router chose none (default: the top rung)",
+        help="the rung of a request whose router chose none, by level: "
+        + " ".join(f"{r.level}={r.name}" for r in LADDER)
+        + f" (default {LADDER[-1].level}, the top rung)",
     )
-    parser.add_argument("--include-no-context", action="store_true")
-    parser.add_argument("--config", default=None)
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--include-no-context", action="store_true",
+        help="also export requests without a context, each as a context of its own",
+    )  # fmt: skip
+    parser.add_argument("--config", default=None, help="a TOML settings file")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     return parser.parse_args(argv)
 
 

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from router.errors import InputError
 from router.local_server import start_local_server
 from router.logprob import LlamaLogprob
 from router.settings import load_settings
@@ -47,27 +48,44 @@ def score_folder(folder: Path, scorer: LlamaLogprob, *, progress: bool = True) -
         for query in problem["queries"]
         if query["id"] not in done
     ]
-    started = time.monotonic()
-    for index, (problem, query) in enumerate(todo, 1):
-        result = scorer.score(problem["context"], query["question"])
-        done[query["id"]] = LogprobRow(
-            problem["id"], query["id"], result.tokens, result.total, result.mean
-        )
-        if index % SAVE_EVERY == 0 or index == len(todo):
+    started, unsaved = time.monotonic(), 0
+    try:
+        for index, (problem, query) in enumerate(todo, 1):
+            result = scorer.score(problem["context"], query["question"])
+            done[query["id"]] = LogprobRow(
+                problem["id"], query["id"], result.tokens, result.total, result.mean
+            )
+            unsaved += 1
+            if index % SAVE_EVERY == 0 or index == len(todo):
+                write_rows(folder / LOGPROBS, done.values(), LogprobRow)
+                unsaved = 0
+                if progress:
+                    rate = (time.monotonic() - started) / index
+                    print(f"{index}/{len(todo)} queries, {rate:.1f} s each", file=sys.stderr)
+    finally:  # Ctrl-C or an error: keep every query scored so far; a rerun does the rest
+        if unsaved:
             write_rows(folder / LOGPROBS, done.values(), LogprobRow)
-            if progress:
-                rate = (time.monotonic() - started) / index
-                print(f"{index}/{len(todo)} queries, {rate:.1f} s each", file=sys.stderr)
     return len(todo)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sleeptime logprob", description=__doc__)
     parser.add_argument("outcomes", type=Path, help="a folder written by collect")
-    parser.add_argument("--local-model", default=None)
-    parser.add_argument("--upstream-url", default=None, help="a llama.cpp server's base URL")
-    parser.add_argument("--config", default=None)
+    parser.add_argument(
+        "--local-model", default=None,
+        help="the embedded model to score with (default: the local_model setting)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--upstream-url", default=None,
+        help="a running llama.cpp server's base URL (it must return prompt logprobs; default: "
+        "start the embedded model)",
+    )  # fmt: skip
+    parser.add_argument("--config", default=None, help="a TOML settings file")
     args = parser.parse_args(argv)
+    if not (args.outcomes / CONTEXTS).is_file():  # before a model starts: minutes
+        raise InputError(
+            f"{args.outcomes} has no {CONTEXTS}: give a folder `sleeptime collect` wrote"
+        )
     settings = load_settings(args.config).replace(
         local_model=args.local_model, upstream_url=args.upstream_url
     )

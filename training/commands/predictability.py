@@ -11,6 +11,7 @@ correlation of predicted vs realized gain, and the paper's quintile analysis
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from collections import defaultdict
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from router.errors import InputError
 from router.predictability import (
     CONTEXT_FEATURES,
     QUERY_FEATURES,
@@ -36,7 +38,8 @@ from training.outcome_features import (
     read_features,
     write_features,
 )
-from training.outcomes import OUTCOMES, Outcome, read_outcomes
+from training.outcomes import CONTEXTS, OUTCOMES, SLEEP, Outcome, read_outcomes
+from training.plots import quintile_bars, quintile_panel
 
 
 def load_features(folder: Path, *, rebuild: bool = False) -> list[QueryFeatureRow]:
@@ -44,6 +47,10 @@ def load_features(folder: Path, *, rebuild: bool = False) -> list[QueryFeatureRo
     path = folder / FEATURES
     if rebuild or not path.exists():
         from router.embeddings import default_embedder
+
+        missing = [n for n in (CONTEXTS, SLEEP) if not (folder / n).is_file()]
+        if missing:
+            raise InputError(f"{folder}: no {FEATURES}, and no {' or '.join(missing)} to build it")
 
         write_features(path, build_features(folder, default_embedder().encode))
     return read_features(path)
@@ -77,7 +84,9 @@ def labelled_rows(
 
 def evaluate(
     rows: list[dict[str, Any]], test: set[str], *, kind: str, max_wrong: float, serve_share: float
-) -> tuple[dict[str, Any], dict[str, CalibratedModel]]:
+) -> tuple[dict[str, Any], dict[str, CalibratedModel], tuple[np.ndarray, np.ndarray]]:
+    """Fit on the training contexts, score on the held-out ones: the summary, the fitted
+    models, and each held-out context's score and realized gain (for the quintile plot)."""
     train_rows = [r for r in rows if r["context_id"] not in test]
     test_rows = [r for r in rows if r["context_id"] in test]
     models = {
@@ -91,7 +100,8 @@ def evaluate(
         model.fit(matrix(train_rows, model.features), [r[targets[name]] for r in train_rows])
         scores[name] = model.predict_proba(matrix(test_rows, model.features))[:, 1]
     label = {name: np.array([r[t] for r in test_rows], dtype=bool) for name, t in targets.items()}
-    return _summary(test_rows, scores, label, max_wrong, serve_share), models
+    summary = _summary(test_rows, scores, label, max_wrong, serve_share)
+    return summary, models, _per_context(test_rows, scores["context"])
 
 
 def _summary(
@@ -142,68 +152,184 @@ def _per_context(rows: list[dict[str, Any]], scores: np.ndarray) -> tuple[np.nda
     return score, gain
 
 
-def logprob_analysis(folders: list[Path], rows: list[dict[str, Any]]) -> dict[str, Any]:
+def logprob_analysis(
+    folders: list[Path], rows: list[dict[str, Any]]
+) -> tuple[dict[str, Any], tuple[np.ndarray, np.ndarray] | None]:
     """The paper's measure, where `sleeptime logprob` wrote it: each context's mean per-token
-    log p(query | context) against its realized gain, over every context (nothing is fit)."""
+    log p(query | context) against its realized gain, over every context (nothing is fit).
+    Returns the figures and the per-context (score, gain) arrays, or ({}, None)."""
     logprobs = {k: v for folder in folders for k, v in read_logprobs(folder).items()}
     scored = [r for r in rows if r["query_id"] in logprobs]
     if not scored:
-        return {}
+        return {}, None
     score = np.array([logprobs[r["query_id"]].mean_logprob for r in scored])
     context_score, gain = _per_context(scored, score)
-    return {
+    figures = {
         "logprob_contexts": len(context_score),
         "logprob_spearman": metrics.spearman(context_score, gain),
         "logprob_quintile_gain": metrics.quintile_gain(context_score, gain),
     }
+    return figures, (context_score, gain)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sleeptime predictability", description=__doc__)
+    parser.add_argument(
+        "outcomes", nargs="+", type=Path, help="outcome table folders written by `collect`"
+    )
+    parser.add_argument(
+        "--low-rung",
+        type=int,
+        default=0,
+        help="the rung the enriched route answers at on c', compared with the same rung on c "
+        "(0 answer, 1 brief, 2 short, 3 steps, 4 careful; default 0)",
+    )
+    parser.add_argument(
+        "--model",
+        choices=["logistic", "gbm"],
+        default="logistic",
+        help="query-level estimator: calibrated logistic regression or gradient boosting",
+    )
+    parser.add_argument(
+        "--test-share",
+        type=_share,
+        default=0.4,
+        help="share of contexts held out for scoring (split by context; default 0.4)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the context split")
+    parser.add_argument(
+        "--max-wrong",
+        type=_share,
+        default=0.01,
+        help="wrong-answer rate the cached route may have for the coverage figure (default 0.01)",
+    )
+    parser.add_argument(
+        "--serve-share",
+        type=_share,
+        default=0.5,
+        help="share of queries served from cache for the precision figure (default 0.5)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for the quintile plot (default mlruns/predictability/<table names>/)",
+    )
+    parser.add_argument(
+        "--save",
+        type=Path,
+        default=None,
+        help="write the fitted estimators to this file (default: not saved)",
+    )
+    parser.add_argument(
+        "--rebuild-features",
+        action="store_true",
+        help="recompute features.csv.gz in each table folder with the embedding model "
+        "(rewrites that file; otherwise it is built only where missing)",
+    )
+    parser.add_argument("--no-mlflow", action="store_true", help="do not log an MLflow run")
+    parser.add_argument("--config", default=None, help="settings TOML file (docs/settings.md)")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    return parser
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a share between 0 and 1")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sleeptime predictability", description=__doc__)
-    parser.add_argument("outcomes", nargs="+", type=Path, help="folders written by collect")
-    parser.add_argument("--low-rung", type=int, default=0, help="the enriched route's rung")
-    parser.add_argument("--model", choices=["logistic", "gbm"], default="logistic")
-    parser.add_argument("--test-share", type=float, default=0.4)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-wrong", type=float, default=0.01, help="cached wrong-rate bound")
-    parser.add_argument("--serve-share", type=float, default=0.5)
-    parser.add_argument("--save", type=Path, default=None, help="estimator file to write")
-    parser.add_argument("--rebuild-features", action="store_true")
-    parser.add_argument("--no-mlflow", action="store_true")
-    parser.add_argument("--config", default=None)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     settings = load_settings(args.config)
     rows: list[dict[str, Any]] = []
     for folder in args.outcomes:
+        outcomes = read_table(folder)
         features = load_features(folder, rebuild=args.rebuild_features)
-        rows += labelled_rows(read_outcomes(folder / OUTCOMES), features, args.low_rung)
-    test = split_contexts(sorted({r["context_id"] for r in rows}), args.test_share, args.seed)
-    summary, models = evaluate(
+        rows += labelled_rows(outcomes, features, args.low_rung)
+    test = split_contexts(_contexts(rows, args), args.test_share, args.seed)
+    summary, models, held_out = evaluate(
         rows, test, kind=args.model, max_wrong=args.max_wrong, serve_share=args.serve_share
     )
-    summary |= logprob_analysis(args.outcomes, rows)
-    summary |= {
+    logprob, by_logprob = logprob_analysis(args.outcomes, rows)
+    summary |= logprob | {
         "outcomes": [str(f) for f in args.outcomes],
         "model": args.model,
         "low_rung": args.low_rung,
         "rows": len(rows),
     }
-    path = args.save or settings.cache_dir / "estimators" / "predictability.pkl"
-    summary["saved"] = str(
-        save_models(path, models, {k: summary[k] for k in ("low_rung", "model")})
-    )
-    plot = _plot(summary, (args.outcomes[0] / "report" / "predictability_quintiles.png"))
+    meta = {k: summary[k] for k in ("low_rung", "model")}
+    summary["saved"] = str(save_models(args.save, models, meta)) if args.save else None
+    out = args.out or default_out(args.outcomes)
+    plot = _plot(summary, held_out, by_logprob, out / "predictability_quintiles.png")
+    summary["plot"] = str(plot)
     if not args.no_mlflow:
         summary["mlflow_run_id"] = _log(summary, plot, settings.mlflow_uri)
     print(json.dumps(summary, indent=2) if args.json else _text(summary), file=sys.stdout)
     return 0
 
 
-def _plot(summary: dict[str, Any], path: Path) -> Path:
-    from training.plots import quintile_bars
+def default_out(folders: list[Path]) -> Path:
+    """Under the project's run folder, never beside the (possibly committed) tables."""
+    return Path("mlruns") / "predictability" / "+".join(f.resolve().name for f in folders)
 
-    return quintile_bars(summary["quintile_gain"], "gain of sleep-time over test-time only", path)
+
+def read_table(folder: Path) -> list[Outcome]:
+    """The folder's outcome table, or one line saying why it is not one."""
+    if not folder.is_dir():
+        what = "not a folder" if folder.exists() else "no such folder"
+        raise InputError(f"{folder}: {what}; give an outcome table folder written by `collect`")
+    try:
+        return read_outcomes(folder / OUTCOMES)
+    except (OSError, ValueError, KeyError, TypeError, csv.Error) as exc:
+        raise InputError(f"{folder / OUTCOMES} is not a readable outcome table: {exc}") from exc
+
+
+def _contexts(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[str]:
+    contexts = sorted({r["context_id"] for r in rows})
+    if len(contexts) < 2:
+        raise InputError(
+            f"{len(contexts)} context(s) with answers at rung {args.low_rung} on both c and c' "
+            f"in {', '.join(map(str, args.outcomes))}: predictability needs at least 2 (collect "
+            "with --sleep-budgets and --rungs-learned including that rung)"
+        )
+    return contexts
+
+
+def _plot(
+    summary: dict[str, Any],
+    held_out: tuple[np.ndarray, np.ndarray],
+    by_logprob: tuple[np.ndarray, np.ndarray] | None,
+    path: Path,
+) -> Path:
+    panels = [
+        quintile_panel(
+            *held_out,
+            f"scored by the context-level logistic estimator, fit on the other contexts "
+            f"({summary['test_contexts']} held-out contexts)",
+            f"contexts by predicted P(rung {summary['low_rung']} right on c'), in quintiles; "
+            "ticks: score range, mean gain [95% interval]",
+        )
+    ]
+    if by_logprob is not None:
+        panels.append(
+            quintile_panel(
+                *by_logprob,
+                f"the paper's log p(q|c), nothing fit ({summary['logprob_contexts']} contexts)",
+                "contexts by mean per-token log p(query | context), in quintiles; "
+                "ticks: score range, mean gain [95% interval]",
+            )
+        )
+    tables = ", ".join(Path(f).name for f in summary["outcomes"])
+    title = (
+        "Gain of sleep-time compute by predictability quintile (the paper finds it rising)\n"
+        f"{tables} · bars: mean gain per context, 95% bootstrap interval over contexts"
+    )
+    ylabel = (
+        f"accuracy gain at rung {summary['low_rung']}: c' minus c\n(share of a context's queries)"
+    )
+    return quintile_bars(panels, title, ylabel, path)
 
 
 def _log(summary: dict[str, Any], plot: Path, uri: str) -> str:
@@ -222,6 +348,8 @@ def _log(summary: dict[str, Any], plot: Path, uri: str) -> str:
             gains = summary.get(key, [])
             tracking.log_metrics({f"{key}_{i + 1}": g for i, g in enumerate(gains)})
         tracking.log_artifact(plot)
+        if summary["saved"]:
+            tracking.log_artifact(Path(summary["saved"]))
         return str(run.info.run_id)
 
 
@@ -240,7 +368,8 @@ def _text(s: dict[str, Any]) -> str:
         f"Spearman(pred, gain) {s['gain_spearman']:.3f}\n"
         f"gain by predictability quintile (low -> high): {q}\n"
         + _logprob_text(s)
-        + f"estimators saved to {s['saved']}"
+        + f"quintile plot: {s['plot']}\n"
+        + (f"estimators saved to {s['saved']}" if s["saved"] else "estimators not saved (--save)")
     )
 
 

@@ -5,7 +5,9 @@ sleep budget (95% bootstrap intervals over contexts), the ratio of test-time
 tokens at equal accuracy, amortized cost per query vs queries per context
 (cost = t * test tokens + sleep tokens / queries) with its break-even point, the
 same with prompt tokens charged (cached ones discounted), and the gain from
-scaling k. PNG plots, a JSON summary and an MLflow run.
+scaling k. The headline says in words what it compares, and warns when the accuracies
+it compares sit at the floor. PNG plots (under `--out`, by default mlruns/reports/, never
+beside the table), a JSON summary and an MLflow run with each rung's accuracy and tokens.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from router.ladder import LADDER
 from router.settings import load_settings
 from training.outcomes import OUTCOMES, RUN, as_columns, read_outcomes
 from training.stats import (
@@ -32,6 +35,9 @@ from training.stats import (
 )
 
 PAPER_QUERIES = 10  # the paper's Figure 9 headline: 10 queries share a context
+# Below this accuracy, or with an interval reaching 0, a ratio "at equal accuracy" compares
+# answers that are almost all wrong (issue 20: 0 of 40 right with full reasoning).
+FLOOR = 0.1
 
 
 def summarize(outcome_dir: Path, *, t: float, samples: int = 1000) -> dict[str, Any]:
@@ -57,7 +63,8 @@ def summarize(outcome_dir: Path, *, t: float, samples: int = 1000) -> dict[str, 
         },
         "k_scaling": _k_scaling(curves),
     }
-    return summary | _headline(summary)
+    summary |= _headline(summary)
+    return summary | {"headline": headline_words(summary), "warnings": floor_warnings(summary)}
 
 
 def _comparison_summary(
@@ -145,6 +152,87 @@ def _headline(summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def headline_words(summary: dict[str, Any]) -> str | None:
+    """What the headline ratio compares, in words: which rungs on c and on c', at which
+    accuracy, and what it leaves out."""
+    if not summary["comparisons"]:
+        return None
+    k = str(summary["best_sleep_passes"])
+    c = summary["comparisons"][k]
+    costs = c["cost_curve"]
+    at_one = costs["test_only"][0] / costs["with_sleep"][0] if costs["with_sleep"][0] else None
+    return (
+        f"headline: mean test-time tokens per query at equal accuracy {c['accuracy']:.3f} (the "
+        f"highest both curves reach): {c['test_tokens_test_only']:.1f} on the raw context c "
+        f"(test-time only, {_reached_at(summary['curves']['0'], c['accuracy'])}) vs "
+        f"{c['test_tokens_with_sleep']:.1f} on the learned context c' after {k} sleep "
+        f"pass{'' if k == '1' else 'es'} ({_reached_at(summary['curves'][k], c['accuracy'])}): "
+        f"{_times(c['token_ratio'], 'fewer', 'more')} tokens, sleep-time tokens not counted. "
+        f"Counting them (t = {summary['t']}), the cost per query is "
+        f"{_times(at_one, 'lower', 'higher')} at 1 query per context and "
+        f"{_times(c[f'amortized_cost_ratio_at_{PAPER_QUERIES}_queries'], 'lower', 'higher')} "
+        f"at {PAPER_QUERIES} queries per context"
+    )
+
+
+def _times(ratio: float | None, under: str, over: str) -> str:
+    """A ratio read the way it goes: 2.00x lower, or 1.25x higher (not 0.80x lower)."""
+    if ratio is None or ratio <= 0:
+        return "n/a"
+    return f"{ratio:.2f}x {under}" if ratio >= 1 else f"{1 / ratio:.2f}x {over}"
+
+
+def _reached_at(points: list[dict[str, Any]], accuracy: float) -> str:
+    """The rung(s) at which a curve reaches `accuracy`, in words."""
+    names = [_rung_name(p["rung"]) for p in _points_read(points, accuracy)]
+    if len(names) == 2:
+        return f"between {names[0]} and {names[1]}"
+    return names[0] if names else "not reached"
+
+
+def _points_read(points: list[dict[str, Any]], accuracy: float) -> list[dict[str, Any]]:
+    """The frontier point(s) `tokens_at_accuracy` reads for `accuracy`: the rung reaching it,
+    and the one below where it interpolates between two."""
+    below = None
+    for p in sorted(points, key=lambda p: p["test_tokens"]):
+        if below is not None and p["accuracy"]["mean"] <= below["accuracy"]["mean"]:
+            continue
+        if p["accuracy"]["mean"] >= accuracy - 1e-12:
+            exact = below is None or p["accuracy"]["mean"] <= accuracy + 1e-12
+            return [p] if exact else [below, p]
+        below = p
+    return []
+
+
+def _rung_name(level: int) -> str:
+    names = {r.level: r.name for r in LADDER}
+    return f"rung {level} '{names[level]}'" if level in names else f"rung {level}"
+
+
+def floor_warnings(summary: dict[str, Any]) -> list[str]:
+    """A warning when the headline's accuracies sit at the floor: below FLOOR, or a compared
+    rung's 95% interval includes 0."""
+    if not summary["comparisons"]:
+        return []
+    k = str(summary["best_sleep_passes"])
+    accuracy = summary["comparisons"][k]["accuracy"]
+    compared = [p for key in ("0", k) for p in _points_read(summary["curves"][key], accuracy)]
+    at_zero = [p for p in compared if p["accuracy"]["low"] <= 0]
+    if accuracy >= FLOOR and not at_zero:
+        return []
+    return [
+        f"the headline compares accuracies at the floor: equal accuracy {accuracy:.3f}"
+        + (f" (below {FLOOR})" if accuracy < FLOOR else "")
+        + (
+            f", {len(at_zero)} compared rung(s) with a 95% interval that includes 0"
+            if at_zero
+            else ""
+        )
+        + "; its ratios compare answers that are almost all wrong and say little about "
+        "sleep-time compute"
+    ]
+
+
 def render_text(summary: dict[str, Any]) -> str:
     lines = [
         f"== {summary['dataset']} ({summary['model']}): {summary['contexts']} contexts, "
@@ -180,6 +268,8 @@ def render_text(summary: dict[str, Any]) -> str:
                 f"{_fmt(row['amortized_cost_ratio'])}x amortized cost at "
                 f"{summary['queries_per_context']:.0f} queries/context)"
             )
+    if summary["headline"]:
+        lines.append(summary["headline"])
     return "\n".join(lines)
 
 
@@ -214,44 +304,37 @@ def write_plots(summary: dict[str, Any], out: Path) -> list[Path]:
     return paths
 
 
-def log_to_mlflow(summary: dict[str, Any], paths: list[Path], uri: str) -> str:
-    from training import tracking
-
-    with tracking.run(uri, "sleeptime-benchmarks", f"report {summary['dataset']}") as active:
-        tracking.log_params(
-            {k: summary[k] for k in ("dataset", "model", "contexts", "queries", "t")}
-        )
-        tracking.log_metrics(
-            {
-                k: v
-                for k, v in summary.items()
-                if isinstance(v, int | float) and not isinstance(v, bool)
-            }
-        )
-        for path in paths:
-            tracking.log_artifact(path)
-        return str(active.info.run_id)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sleeptime report", description=__doc__)
     parser.add_argument("outcomes", nargs="+", type=Path, help="folders written by collect")
     parser.add_argument("--t", type=float, default=None, help="test/sleep token price ratio")
-    parser.add_argument("--out", type=Path, default=None, help="plots folder (default: beside)")
-    parser.add_argument("--bootstrap", type=int, default=1000)
-    parser.add_argument("--no-mlflow", action="store_true")
-    parser.add_argument("--config", default=None)
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("mlruns/reports"),
+        help="plots go to OUT/<table name>/ (default mlruns/reports, not committed)",
+    )
+    parser.add_argument("--no-plots", action="store_true", help="write no PNG plots")
+    parser.add_argument(
+        "--bootstrap", type=int, default=1000, help="bootstrap samples per interval"
+    )
+    parser.add_argument("--no-mlflow", action="store_true", help="log no MLflow run")
+    parser.add_argument("--config", default=None, help="a settings TOML file")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
     settings = load_settings(args.config)
     t = args.t if args.t is not None else settings.test_token_price_ratio
     summaries = []
     for folder in args.outcomes:
         summary = summarize(folder, t=t, samples=args.bootstrap)
-        paths = write_plots(summary, (args.out or folder / "report") / folder.name)
+        paths = [] if args.no_plots else write_plots(summary, args.out / folder.name)
         summary["plots"] = [str(p) for p in paths]
+        for warning in summary["warnings"]:
+            print(f"warning: {folder.name}: {warning}", file=sys.stderr)
         if not args.no_mlflow:
-            summary["mlflow_run_id"] = log_to_mlflow(summary, paths, settings.mlflow_uri)
+            from training.report_tracking import log_report
+
+            summary["mlflow_run_id"] = log_report(summary, paths, settings.mlflow_uri)
         summaries.append(summary)
         if not args.json:
             print(render_text(summary) + "\n")

@@ -3,25 +3,25 @@
 Contexts are split into train / validation / test. Trials are scored by replay
 on train; the policy is chosen on validation (the Pareto point that matches the
 best test-time-only accuracy at the lowest cost, or the constrained optimum);
-the figures reported are on test, beside every built-in policy. Every trial is
-an MLflow child run of one parent run, which carries the Pareto plot and the
-chosen policy's JSON.
+the figures reported are on test, beside every built-in policy. `--trials N` adds N
+trials to the study (Optuna's n_trials); a resumed study continues its MLflow run
+(training/train_tracking.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from policies import REGISTRY, Learned, Policy, Prices, builtin_baselines, save
-from policies.space import Choices
+from policies import REGISTRY, Learned, Policy, Prices, save
+from policies.space import Choices, fixed_params
 from router.predictability import estimators_for, save_models
 from router.settings import load_settings
 from training.outcomes import Outcome
@@ -33,6 +33,7 @@ from training.search import (
     policy_of,
     run_study,
 )
+from training.selection import choose, held_out_summary, search_warnings
 from training.tables import (
     fit_estimators,
     load_rows,
@@ -44,8 +45,14 @@ from training.tables import (
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="sleeptime train", description=__doc__)
-    parser.add_argument("outcomes", nargs="+", type=Path)
-    parser.add_argument("--trials", type=int, default=1000)
+    parser.add_argument("outcomes", nargs="+", type=Path, help="folders written by collect")
+    parser.add_argument(
+        "--trials",
+        type=int,
+        default=1000,
+        help="trials to add to the study, as Optuna's n_trials (a resumed study keeps its "
+        "trials; the total is printed); default 1000",
+    )
     parser.add_argument(
         "--policy",
         choices=sorted(REGISTRY),
@@ -67,70 +74,125 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--storage",
-        default="mlruns/optuna.journal",
-        help="journal file, or an RDB URL (sqlite:///..., postgresql://...)",
+        default=None,
+        help="journal file, or an RDB URL (sqlite:///..., postgresql://...); default: the "
+        "optuna_storage setting (OPTUNA_STORAGE, else mlruns/optuna.journal)",
     )
     parser.add_argument("--study", default=None, help="study name (default: from the inputs)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("policies/trained/policy.json"))
-    parser.add_argument("--mlflow-trials", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--no-mlflow", action="store_true")
-    parser.add_argument("--config", default=None)
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds the train / validation / test split, the estimators' folds and the "
+        "sampler; another seed is another study (default 0)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("policies/trained/policy.json"),
+        help="the policy file; its estimators (NAME.estimators.pkl) and Pareto plot "
+        "(NAME.pareto.png) are written beside it",
+    )
+    parser.add_argument(
+        "--mlflow-trials",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="a child run per trial on the Pareto front (every trial is in the parent's "
+        "trials.csv either way)",
+    )
+    parser.add_argument("--no-mlflow", action="store_true", help="log no MLflow run")
+    parser.add_argument("--config", default=None, help="a settings TOML file")
+    parser.add_argument(
+        "--json", action="store_true", help="print the summary as JSON (and no progress bar)"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    began = time.time()
     settings = load_settings(args.config)
     prices = Prices(
         test_ratio=args.t if args.t is not None else settings.test_token_price_ratio,
         charge_prompt=args.charge_prompt,
     )
+    storage = args.storage or settings.optuna_storage
+    summary, study = train_policy(args, prices, storage)
+    summary["pareto_plot"] = str(_pareto_plot(summary, study, prices))
+    if not args.no_mlflow:
+        from training.train_tracking import log_training
+
+        summary["mlflow_run_id"] = log_training(
+            summary,
+            study.trials,
+            uri=settings.mlflow_uri,
+            command=shlex.join(["sleeptime", "train", *argv]),
+            storage=storage,
+            pareto_runs=args.mlflow_trials,
+            started_ms=int(began * 1000),
+        )
+    print(json.dumps(summary, indent=2) if args.json else _text(summary), flush=True)
+    for warning in summary["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def train_policy(
+    args: argparse.Namespace, prices: Prices, storage: str
+) -> tuple[dict[str, Any], Any]:
+    """Read the tables, split them by context, add the trials asked to the study, choose a
+    policy and save it beside its estimators: the summary, and the Optuna study."""
     outcomes, features, rows = load_rows(args.outcomes)
     table = replay_table(outcomes, features, rows, seed=args.seed)
-    train, val, test = (
-        table.subset(m) for m in split_masks(table.contexts, (0.6, 0.2, 0.2), args.seed)
-    )
+    splits = [table.subset(m) for m in split_masks(table.contexts, (0.6, 0.2, 0.2), args.seed)]
     choices = _choices(table)
     kind = REGISTRY[args.policy]
-    space = kind.search_space(choices)
+    space, seeds = kind.search_space(choices), kind.seeds(choices)
     started = time.perf_counter()
-    log: list[tuple[int, Policy, tuple[float, float]]] = []
+    added: list[int] = []
     study = run_study(
-        lambda p: _objective(p, train, prices),
-        storage=args.storage,
+        lambda p: _objective(p, splits[0], prices),
+        storage=storage,
         name=args.study or _study_name(args),
         trials=args.trials,
-        seeds=kind.seeds(choices),
+        seeds=seeds,
         space=space,
         policy=kind,
         min_accuracy=args.min_accuracy,
         seed=args.seed,
-        on_trial=lambda n, p, v: log.append((n, p, v)),
+        on_trial=lambda n, p, v: added.append(n),
+        progress=not args.json and sys.stdout.isatty(),
     )
     seconds = time.perf_counter() - started
-    chosen = _choose(
-        study, (train, val), prices, args.min_accuracy, lambda t: policy_of(t, space, kind)
+    chosen = choose(
+        study, splits[:2], prices, args.min_accuracy, lambda t: policy_of(t, space, kind)
     )
-    summary = _summary(chosen, test, prices, choices) | {
-        "trials": len(study.trials),
-        "trials_this_run": len(log),
+    finished = sum(t.state.is_finished() for t in study.trials)  # not seeds still waiting
+    seed_policies = [kind(**(fixed_params(space) | s)) for s in seeds]
+    summary = held_out_summary(chosen, splits, prices, choices) | {
+        "trials": finished,
+        "trials_this_run": len(added),
+        "seeds": len(seeds),
+        "warnings": search_warnings(chosen, seed_policies, finished),
         "seconds": round(seconds, 2),
-        "replayed_queries": len(train.query_ids),
+        "replayed_queries": len(splits[0].query_ids),
         "t": prices.test_ratio,
         "charge_prompt": prices.charge_prompt,
         "policy_file": str(save(chosen, _ensure_parent(args.out))),
         "estimators_file": str(_save_estimators(args.out, outcomes, rows)),
         "policy": chosen.to_dict(),
         "study": study.study_name,
+        "policy_class": kind.name,
+        "min_accuracy": args.min_accuracy,
+        "seed": args.seed,
+        "outcomes": [str(p) for p in args.outcomes],
+        "split_contexts": {
+            name: sorted(str(c) for c in part.contexts)
+            for name, part in zip(("train", "validation", "test"), splits, strict=True)
+        },
     }
-    if not args.no_mlflow:
-        summary["mlflow_run_id"] = _log_mlflow(
-            summary, study, log, args, settings.mlflow_uri, test, prices
-        )
-    print(json.dumps(summary, indent=2) if args.json else _text(summary))
-    return 0
+    return summary, study
 
 
 def _save_estimators(policy: Path, outcomes: list[Outcome], rows: list[dict[str, Any]]) -> Path:
@@ -182,152 +244,39 @@ def _ensure_parent(path: Path) -> Path:
     return path
 
 
-def _choose(
-    study: Any,
-    seen: Sequence[ReplayTable],
-    prices: Prices,
-    min_accuracy: float | None,
-    policy_of: Callable[[Any], Policy],
-) -> Policy:
-    """The cheapest Pareto policy that matches the best test-time-only accuracy (or the floor
-    asked) on every split it has seen, training and validation; if none does, the most
-    accurate on validation. Validation alone is 10 contexts on a 50-context table: across 8
-    split seeds its choice lost up to 0.15 on the held-out contexts, matching on both at
-    most 0.10 (README)."""
-    candidates = [
-        policy_of(t)
-        for t in (
-            study.best_trials
-            if min_accuracy is None
-            else sorted(study.trials, key=lambda t: t.user_attrs.get("cost", 1e18))[:50]
-        )
-        if t.values is not None
+def _pareto_plot(summary: dict[str, Any], study: Any, prices: Prices) -> Path:
+    """Beside the policy: every trial on the train split, the built-ins and the chosen
+    policy on the test split."""
+    from training import plots
+
+    points = [(r["accuracy"], r["cost"], name) for name, r in summary["builtins"].items()]
+    trial_points = [
+        (t.user_attrs["accuracy"], t.user_attrs["cost"])
+        for t in study.trials
+        if "accuracy" in t.user_attrs
     ]
-    targets = [
-        min_accuracy if min_accuracy is not None else _best_test_only(t, prices).accuracy
-        for t in seen
-    ]
-    val = seen[-1]
-    good = []
-    for i, policy in enumerate(candidates):
-        results = [evaluate(policy, t, prices) for t in seen]
-        if all(r.accuracy >= target - 1e-9 for r, target in zip(results, targets, strict=True)):
-            good.append((results[-1].cost, i))
-    if good:
-        return candidates[min(good)[1]]
-    scored = [(evaluate(p, val, prices), p) for p in candidates]
-    return max(scored, key=lambda rp: (rp[0].accuracy, -rp[0].cost))[1]
-
-
-def _best_test_only(table: ReplayTable, prices: Prices) -> Any:
-    results = [evaluate(p, table, prices) for p in builtin_baselines(range(table.rungs), ())]
-    return max((r for r in results if r.missing == 0), key=lambda r: (r.accuracy, -r.cost))
-
-
-def _summary(
-    chosen: Policy, test: ReplayTable, prices: Prices, space: Choices
-) -> dict[str, Any]:
-    result = evaluate(chosen, test, prices)
-    baselines = [
-        p
-        for p in builtin_baselines(range(test.rungs), tuple(space.budgets))
-        if getattr(p, "rung", 0)
-        in (space.rungs_full if p.name == "test-time-only" else space.rungs_enriched)
-    ]
-    rows = {_label(p): asdict(evaluate(p, test, prices)) for p in baselines}
-    best = max(
-        (r for r in rows.values() if r["sleep_tokens"] == 0 and r["missing"] == 0),
-        key=lambda r: (r["accuracy"], -r["cost"]),
+    plot = plots.pareto(
+        trial_points,
+        points,
+        (summary["test_accuracy"], summary["test_cost"]),
+        Path(summary["policy_file"]).with_suffix(".pareto.png"),
+        title=f"Policy search, study {summary['study']}: accuracy against cost",
+        cost_label=plots.cost_label(prices.test_ratio, prices.charge_prompt),
+        train_note=f"{summary['replayed_queries']} queries",
+        test_note=f"{summary['test_contexts']} held-out contexts, "
+        f"{summary['test_queries']} queries",
     )
-    dominated = [
-        name
-        for name, r in rows.items()
-        if r["accuracy"] >= result.accuracy and r["cost"] < result.cost
-    ]
-    matches = result.accuracy >= best["accuracy"] - 1e-9
-    return {
-        "test_accuracy": result.accuracy,
-        "test_cost": result.cost,
-        "test_full_cost": result.full_cost,
-        "test_result": asdict(result),
-        "best_test_time_only": best,
-        "cost_ratio_at_equal_accuracy": best["cost"] / result.cost
-        if matches and result.cost
-        else None,
-        "accuracy_gap_to_best_test_time_only": result.accuracy - best["accuracy"],
-        "dominated_by": dominated,
-        "builtins": rows,
-        "test_contexts": len(test.contexts),
-        "test_queries": len(test.query_ids),
-    }
-
-
-def _label(policy: Policy) -> str:
-    return f"{policy.name}(" + ", ".join(f"{k}={v}" for k, v in policy.params().items()) + ")"
-
-
-def _log_mlflow(
-    summary: dict[str, Any],
-    study: Any,
-    log: list,
-    args: argparse.Namespace,
-    uri: str,
-    test: ReplayTable,
-    prices: Prices,
-) -> str:
-    from training import plots, tracking
-
-    with tracking.run(uri, "sleeptime-policy-training", summary["study"]) as parent:
-        tracking.log_params(
-            {
-                "trials": args.trials,
-                "min_accuracy": args.min_accuracy,
-                "t": prices.test_ratio,
-                "charge_prompt": prices.charge_prompt,
-                "outcomes": [str(p) for p in args.outcomes],
-                "seed": args.seed,
-            }
-            | {f"policy.{k}": v for k, v in summary["policy"]["params"].items()}
-        )
-        tracking.log_metrics(
-            {
-                k: summary[k]
-                for k in (
-                    "test_accuracy",
-                    "test_cost",
-                    "seconds",
-                    "cost_ratio_at_equal_accuracy",
-                    "test_full_cost",
-                )
-            }
-        )
-        if args.mlflow_trials:
-            tracking.log_child_runs(
-                [(f"trial {n}", p.params(), {"accuracy": v[0], "cost": v[1]}) for n, p, v in log]
-            )
-        points = [(r["accuracy"], r["cost"], name) for name, r in summary["builtins"].items()]
-        trial_points = [
-            (t.user_attrs["accuracy"], t.user_attrs["cost"])
-            for t in study.trials
-            if "accuracy" in t.user_attrs
-        ]
-        plot = plots.pareto(
-            trial_points,
-            points,
-            (summary["test_accuracy"], summary["test_cost"]),
-            Path(summary["policy_file"]).with_suffix(".pareto.png"),
-        )
-        tracking.log_artifact(plot)
-        tracking.log_artifact(Path(summary["policy_file"]))
-        return str(parent.info.run_id)
+    return plot
 
 
 def _text(s: dict[str, Any]) -> str:
     best = s["best_test_time_only"]
     ratio = s["cost_ratio_at_equal_accuracy"]
     lines = [
-        f"{s['trials']} trials ({s['trials_this_run']} this run) over {s['replayed_queries']} "
-        f"replayed queries in {s['seconds']} s",
+        f"{s['trials']} trials in the study ({s['trials_this_run']} added by this run) over "
+        f"{s['replayed_queries']} replayed queries in {s['seconds']} s",
+        f"validation ({s['validation_contexts']} contexts): accuracy "
+        f"{s['validation_accuracy']:.3f}, cost {s['validation_cost']:.1f} per query",
         f"test ({s['test_contexts']} contexts, {s['test_queries']} queries): trained policy "
         f"accuracy {s['test_accuracy']:.3f}, cost {s['test_cost']:.1f} per query",
         f"best test-time-only: accuracy {best['accuracy']:.3f}, cost {best['cost']:.1f}; "
@@ -337,6 +286,8 @@ def _text(s: dict[str, Any]) -> str:
             else f"accuracy gap {s['accuracy_gap_to_best_test_time_only']:+.3f}"
         ),
         f"dominated by built-ins: {s['dominated_by'] or 'none'}",
-        f"policy written to {s['policy_file']}",
+        f"policy written to {s['policy_file']} (estimators: {s['estimators_file']})",
     ]
+    if "mlflow_run_id" in s:
+        lines.append(f"MLflow run {s['mlflow_run_id']} in the experiment sleeptime-policy-training")
     return "\n".join(lines)

@@ -46,4 +46,9 @@ def load_dataset(
         raise DatasetError(
             f"no dataset named {str(name_or_path)!r}: not one of {sorted(NAMED)}, nor a file"
         )
-    return load_jsonl(path, limit=limit, report=report)
+    try:
+        return load_jsonl(path, limit=limit, report=report)
+    except DatasetError as exc:  # a line number alone does not say which file
+        named = DatasetError(f"{path}: {exc}")
+        named.line = exc.line
+        raise named from exc

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from policies import Prices
-from training.bench.live_replay import Asked, summarize
+from router.errors import InputError
+from training.bench.arms import Asked, summarize
 from training.bench.pool import PoolError, load, main, paired_difference, pool, pooled_arm
 
 T = 10.0
@@ -105,15 +106,15 @@ def test_arms_that_asked_different_queries_are_refused(two_files, capsys) -> Non
     files[0].write_text(json.dumps(replay))
     with pytest.raises(PoolError, match="different queries"):
         load(files)
-    with pytest.raises(SystemExit, match="different queries"):
+    with pytest.raises(InputError, match="different queries"):
         main([str(f) for f in files])
 
 
 def test_a_file_that_is_no_replay_is_named_in_the_error(tmp_path: Path) -> None:
     (tmp_path / "other.json").write_text(json.dumps({"t": 10.0}))
-    with pytest.raises(SystemExit, match="not a `bench replay --out` file: no 'queries'"):
+    with pytest.raises(InputError, match="not a `bench replay --out` file: no 'queries'"):
         main([str(tmp_path / "other.json")])
-    with pytest.raises(SystemExit, match=r"missing\.json"):
+    with pytest.raises(InputError, match=r"missing\.json"):
         main([str(tmp_path / "missing.json")])
 
 

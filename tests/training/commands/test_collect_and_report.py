@@ -20,9 +20,10 @@ from training.outcomes import OUTCOMES, SLEEP, read_jsonl, read_outcomes
 class ScriptedModel:
     """Right with notes at any rung; without notes right only at rung budgets >= 400 tokens."""
 
-    def __init__(self, problems: list[StatefulProblem]) -> None:
+    def __init__(self, problems: list[StatefulProblem], *, never_right: bool = False) -> None:
         self.gold = {p.queries[0].question: p.queries[0].answer for p in problems}
         self.calls = 0
+        self.never_right = never_right  # a model at the floor: every answer wrong
 
     def chat(self, messages: list[dict], *, model: str, **params: object) -> ChatResult:
         self.calls += 1
@@ -32,7 +33,7 @@ class ScriptedModel:
         else:
             gold = next(g for q, g in self.gold.items() if q in prompt)
             budget = int(params["max_tokens"])
-            right = "Notes" in prompt or budget >= 400
+            right = ("Notes" in prompt or budget >= 400) and not self.never_right
             text, tokens = f"Answer: {gold if right else -1}", min(budget, 300)
         return ChatResult(text, "stop", Usage(len(prompt) // 4, tokens), 0.01, model)
 
@@ -86,18 +87,52 @@ def test_report_finds_the_saving_and_logs_to_mlflow(
     assert summary["amortized_cost_ratio"] == pytest.approx(3000 / (160 + 200 / 10))
     assert summary["k_scaling"]["rung_0"]["gain_k1"] == 1.0
 
+    assert summary["headline"].startswith(
+        "headline: mean test-time tokens per query at equal accuracy 1.000"
+    )
+    assert "rung 3 'steps'" in summary["headline"] and "rung 0 'answer'" in summary["headline"]
+    assert summary["warnings"] == []
+
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
     monkeypatch.setenv("SLEEPTIME_MLFLOW_URI", uri)
+    monkeypatch.chdir(tmp_path)
     assert main([str(tmp_path / "out"), "--json", "--bootstrap", "100", "--t", "10"]) == 0
     run_id = json.loads(capsys.readouterr().out)["mlflow_run_id"]
     import mlflow
 
-    mlflow.set_tracking_uri(uri)
-    logged = mlflow.get_run(run_id)
-    assert logged.data.metrics["test_token_ratio_at_equal_accuracy"] == pytest.approx(300 / 16)
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    logged = client.get_run(run_id)
+    metrics = logged.data.metrics
+    assert metrics["test_token_ratio_at_equal_accuracy"] == pytest.approx(300 / 16)
+    # each rung's accuracy and tokens, named by route and rung, not only the ratios
+    assert metrics["full/rung3-steps/accuracy"] == 1.0
+    assert metrics["full/rung0-answer/accuracy"] == 0.0
+    assert metrics["full/rung3-steps/test_tokens"] == 300
+    assert metrics["enriched-k1/rung0-answer/accuracy"] == 1.0
+    assert metrics["enriched-k1/rung0-answer/test_tokens"] == 16
     assert logged.data.params["dataset"] == "gsm8k"
-    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id)}
-    assert "accuracy_vs_test_tokens.png" in artifacts
+    assert "headline: " in logged.data.tags["mlflow.note.content"]
+    experiment = client.get_experiment(logged.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    artifacts = {a.path for a in client.list_artifacts(run_id)}
+    assert {"accuracy_vs_test_tokens.png", "summary.json"} <= artifacts
+    assert logged.inputs.dataset_inputs[0].dataset.name == "out"
+    # plots under the run folder, none beside the table
+    assert (tmp_path / "mlruns" / "reports" / "out" / "accuracy_vs_test_tokens.png").is_file()
+    assert not (tmp_path / "out" / "report").exists()
+
+
+def test_report_warns_when_the_accuracies_it_compares_sit_at_the_floor(
+    problems: list[StatefulProblem], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = CollectPlan(sleep_budgets=(1,), rungs_raw=(0, 3), rungs_learned=(0,))
+    model = ScriptedModel(problems, never_right=True)
+    run_collection(model, "m", "gsm8k", problems, plan, tmp_path / "out", progress=False)
+    argv = [str(tmp_path / "out"), "--no-mlflow", "--no-plots", "--bootstrap", "50"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "headline: mean test-time tokens per query at equal accuracy 0.000" in captured.out
+    assert "warning: out: the headline compares accuracies at the floor" in captured.err
 
 
 def test_report_cli_writes_plots_and_json(
@@ -107,8 +142,10 @@ def test_report_cli_writes_plots_and_json(
     run_collection(
         ScriptedModel(problems), "m", "gsm8k", problems, plan, tmp_path / "out", progress=False
     )
-    assert main([str(tmp_path / "out"), "--json", "--no-mlflow", "--bootstrap", "50"]) == 0
+    argv = [str(tmp_path / "out"), "--json", "--no-mlflow", "--bootstrap", "50"]
+    assert main([*argv, "--out", str(tmp_path / "plots")]) == 0
     summary = json.loads(capsys.readouterr().out)
+    assert all(Path(p).parent == tmp_path / "plots" / "out" for p in summary["plots"])
     for plot in summary["plots"]:
         assert Path(plot).stat().st_size > 10_000
     assert summary["test_token_ratio_at_equal_accuracy"] > 1

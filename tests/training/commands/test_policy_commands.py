@@ -32,7 +32,7 @@ def test_predictability_separates_predictable_contexts(
 ) -> None:
     summary = run_json(
         predictability_cmd.main,
-        [str(table), "--no-mlflow", "--save", str(tmp_path / "p.pkl")],
+        [str(table), "--no-mlflow", "--save", str(tmp_path / "p.pkl"), "--out", str(tmp_path)],
         capsys,
     )
     assert summary["query_auc"] > 0.95
@@ -52,7 +52,7 @@ def test_predictability_adds_the_papers_logprob_quintiles(
     try:
         summary = run_json(
             predictability_cmd.main,
-            [str(table), "--no-mlflow", "--save", str(tmp_path / "p.pkl")],
+            [str(table), "--no-mlflow", "--save", str(tmp_path / "p.pkl"), "--out", str(tmp_path)],
             capsys,
         )
     finally:
@@ -87,16 +87,8 @@ def test_train_finds_the_cheaper_policy_at_equal_accuracy(
     assert load(out).name == "learned"
     models, meta = load_models(Path(summary["estimators_file"]))  # served beside the policy
     assert set(models) == {"cached", "enriched", "context"} and meta["low_rung"] == 0
-    again = run_json(train_cmd.main, [*argv[:2], "150", *argv[3:]], capsys)  # resumes the study
+    again = run_json(train_cmd.main, [*argv[:2], "30", *argv[3:]], capsys)  # adds 30 trials
     assert (again["trials"], again["trials_this_run"]) == (150, 30)
-    import mlflow
-
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
-    children = mlflow.search_runs(
-        filter_string=f"tags.mlflow.parentRunId = '{summary['mlflow_run_id']}'",
-        search_all_experiments=True,
-    )
-    assert len(children) == 120
 
 
 def test_train_can_charge_prompt_tokens_in_its_own_study(
@@ -117,7 +109,7 @@ def test_evaluate_replays_a_policy_file_beside_the_builtins(
 ) -> None:
     policy = tmp_path / "p.json"
     policy.write_text(json.dumps({"name": "threshold", "params": {"cached_threshold": 0.7}}))
-    rows = run_json(evaluate_cmd.main, [str(policy), str(table)], capsys)
+    rows = run_json(evaluate_cmd.main, [str(policy), str(table), "--split", "all"], capsys)
     mine = rows["p.json (threshold)"]
     assert mine["cached_share"] == pytest.approx(0.5, abs=0.1)
     assert "test-time-only(rung=3)" in rows

@@ -8,9 +8,9 @@ import pytest
 
 from policies import Learned, Prices
 from policies.builtin import NEVER
-from training.commands.train import _choose
 from training.outcomes import Outcome
 from training.replay import build_table
+from training.selection import choose
 
 
 def outcome(ctx: str, k: int, rung: int, correct: bool, tokens: int) -> Outcome:
@@ -43,5 +43,5 @@ def test_a_policy_that_matches_only_on_validation_is_not_kept(
     train_right: bool, chosen: Learned
 ) -> None:
     val = split(cheap_right=True)  # the cheap policy looks as good as full reasoning here
-    assert _choose(STUDY, (val,), Prices(), None, OF) == Learned(**CHEAP)
-    assert _choose(STUDY, (split(train_right), val), Prices(), None, OF) == chosen
+    assert choose(STUDY, (val,), Prices(), None, OF) == Learned(**CHEAP)
+    assert choose(STUDY, (split(train_right), val), Prices(), None, OF) == chosen
