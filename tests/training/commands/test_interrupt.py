@@ -31,6 +31,19 @@ REPO = Path(__file__).resolve().parents[3]
 PLAN = CollectPlan(sleep_budgets=(1,), rungs_raw=(0, 1, 3), rungs_learned=(0, 1))
 
 
+def _default_sigint() -> None:
+    """A job started in the background by a non-interactive shell (`cmd &`, as some CI runners
+    do) inherits SIGINT ignored; a terminal's Ctrl-C is what these tests mean."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_raises() -> Iterator[None]:
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def problems(n: int) -> list[StatefulProblem]:
     return [
         StatefulProblem(f"c{i}", f"{i} apples.", (Query(f"c{i}/q0", "How many?", str(i)),), "t")
@@ -149,8 +162,9 @@ def _rows(path: Path, table: str = "responses") -> int:
 
 def _interrupt(command: list[str], ready: Callable[[], bool]) -> tuple[int, float, str]:
     """Runs `command`, sends SIGINT once `ready()`, returns (exit code, seconds to exit, err)."""
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    pipe = subprocess.PIPE
+    process = subprocess.Popen(command, cwd=REPO, preexec_fn=_default_sigint,
+                               stdout=pipe, stderr=pipe, text=True)  # fmt: skip
     try:
         _wait_for(lambda: ready() or process.poll() is not None, 90)
         assert process.poll() is None, process.communicate()
