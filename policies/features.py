@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# The names, in the order the estimators read them (router.predictability).
+# The context-level names, in the order the estimators read them (router.predictability).
 CONTEXT_SIGNALS = (
     "n_anticipated",
     "context_agreement",
@@ -24,7 +24,6 @@ CONTEXT_SIGNALS = (
     "context_words",
     "context_numbers",
 )
-QUERY_SIGNALS = ("similarity", "second_similarity", "cached_support", "cached_agreement")
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,3 @@ def fixed_params(space: SearchSpace) -> dict[str, Any]:
         for name, dim in space.items()
         if isinstance(dim, Categorical) and dim.fixed
     }
-
-
-def searched(space: SearchSpace) -> list[str]:
-    return [name for name in space if name not in fixed_params(space)]

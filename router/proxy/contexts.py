@@ -82,11 +82,6 @@ def context_hash(messages: list[dict[str, Any]]) -> str:
     return hashlib.sha256(normal.encode("utf-8", "surrogatepass")).hexdigest()[:HASH_CHARS]
 
 
-def text_hash(text: str) -> str:
-    """The id of a context registered as plain text without one."""
-    return hashlib.sha256(_collapse(text).encode("utf-8", "surrogatepass")).hexdigest()[:HASH_CHARS]
-
-
 def context_text(messages: list[dict[str, Any]]) -> str:
     """What sleep-time compute reads: one message as it is, several with their roles."""
     if len(messages) == 1:
