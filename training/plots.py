@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from training.selection import parse_label
 from training.stats import Comparison, CurvePoint, Interval, bootstrap_accuracy
 
 PAPER_COST = "cost per query (completion-token units: t x test tokens + sleep tokens / queries)"
@@ -237,12 +238,9 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, flo
 
 def short_label(name: str) -> str:
     """`always-sleep(passes=1, rung=0)` -> `always-sleep k=1 r0`: a built-in's point label."""
-    base, _, params = name.partition("(")
-    words = [base]
-    for item in filter(None, (p.strip() for p in params.rstrip(")").split(","))):
-        key, _, value = item.partition("=")
-        words.append({"rung": f"r{value}", "passes": f"k={value}"}.get(key, item))
-    return " ".join(words)
+    base, params = parse_label(name)
+    short = {"rung": "r{}", "passes": "k={}"}
+    return " ".join([base] + [short.get(k, f"{k}={{}}").format(v) for k, v in params])
 
 
 def pareto_figure(

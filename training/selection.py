@@ -108,6 +108,14 @@ def label(policy: Policy) -> str:
     return f"{policy.name}(" + ", ".join(f"{k}={v}" for k, v in policy.params().items()) + ")"
 
 
+def parse_label(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """`label`'s inverse: (the policy's name, its (parameter, value) pairs as written), for the
+    metric names and plot labels that spell a built-in shorter."""
+    name, _, inner = text.partition("(")
+    items = filter(None, (p.strip() for p in inner.rstrip(")").split(",")))
+    return name, [(key, value) for key, _, value in (i.partition("=") for i in items)]
+
+
 # Trials beyond the seeds before a search has left its starting points (issue 20: a
 # 300-trial study returned a seed without a word).
 MIN_SEARCHED = 50

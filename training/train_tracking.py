@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from training.outcomes import OUTCOMES
+from training.selection import parse_label
 
 EXPERIMENT = "sleeptime-policy-training"
 STUDY_TAG = "sleeptime.study"  # the parent run's key: one per Optuna study
@@ -162,11 +163,8 @@ def chosen_metrics(s: Mapping[str, Any]) -> dict[str, float | None]:
 
 def slug(label: str) -> str:
     """`always-sleep(passes=1, rung=0)` -> `always-sleep-k1-rung0`: a metric-name part."""
-    base, _, inner = label.partition("(")
-    words = [base]
-    for item in filter(None, (p.strip() for p in inner.rstrip(")").split(","))):
-        key, _, value = item.partition("=")
-        words.append({"passes": "k"}.get(key, key) + value)
+    base, params = parse_label(label)
+    words = [base] + [{"passes": "k"}.get(key, key) + value for key, value in params]
     return re.sub(r"[^\w.\-]", "_", "-".join(words))
 
 

@@ -27,12 +27,11 @@ SQLITE = "sqlite:///"
 def open_store(url: str | Path) -> Store:
     """`sqlite:///relative/or//absolute/path`, as SQLAlchemy and MLflow spell it, or a path."""
     text = str(url)
-    if text.startswith(SQLITE):
-        return SqliteStore(Path(text.removeprefix(SQLITE)))
-    if "://" in text:
+    path = sqlite_path(text)
+    if path is None:
         scheme = text.split("://", 1)[0]
         raise StoreError(f"no store for {scheme}:// URLs; known: sqlite:///PATH")
-    return SqliteStore(Path(text))
+    return SqliteStore(path)
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -10,12 +10,14 @@ import contextlib
 import json
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from router.local_server import free_port
 from training.bench.fake_upstream import DELAY, content_length
 
 MESSAGES = [
@@ -99,3 +101,27 @@ def commands(folder: Path, upstream: int, proxy: int, upstream_ms: float) -> lis
     serve = f"-m router.commands.serve --port {proxy} --upstream-url {url} --upstream-model bench"
     files = ["--db", str(folder / "bench.sqlite"), "--salt-file", str(folder / "salt")]
     return [[python, *fake.split()], [python, *serve.split(), *files]]
+
+
+@dataclass(frozen=True)
+class Processes:
+    upstream_port: int
+    proxy_port: int
+    proxy_pid: int
+
+
+@contextlib.contextmanager
+def proxy_before_upstream(upstream_ms: float, prefix: str) -> Iterator[Processes]:
+    """The fake upstream and the real proxy (`sleeptime serve`, its store in a temporary
+    folder) in front of it, each its own process, both ready; stopped on exit."""
+    upstream_port, proxy_port = free_port(), free_port()
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        folder = Path(tmp)
+        upstream, proxy = commands(folder, upstream_port, proxy_port, upstream_ms)
+        up_ready = f"http://127.0.0.1:{upstream_port}/v1/models"
+        proxy_ready = f"http://127.0.0.1:{proxy_port}/health"
+        with (
+            run_process(upstream, folder / "upstream.log", up_ready),
+            run_process(proxy, folder / "proxy.log", proxy_ready) as process,
+        ):
+            yield Processes(upstream_port, proxy_port, process.pid)

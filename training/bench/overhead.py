@@ -30,15 +30,13 @@ import json
 import os
 import random
 import statistics
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from router.errors import ConfigError
-from router.local_server import free_port
 from training.bench.fake_upstream import new_loop
-from training.bench.load import Client, Samples, chat_request, commands, run_process
+from training.bench.load import Client, Samples, chat_request, proxy_before_upstream
 
 TARGET_P50_MS, TARGET_P99_MS = 2.0, 10.0
 DEFAULT_UPSTREAM_MS = 50.0
@@ -142,17 +140,9 @@ def _cpu_seconds(pid: int) -> float:
 
 def _run(args: argparse.Namespace) -> list[Level]:
     levels = [int(c) for c in args.concurrency.split(",")]
-    upstream_port, proxy_port = free_port(), free_port()
-    with tempfile.TemporaryDirectory(prefix="sleeptime-bench-") as tmp:
-        folder = Path(tmp)
-        upstream, proxy = commands(folder, upstream_port, proxy_port, args.upstream_ms)
-        up_ready = f"http://127.0.0.1:{upstream_port}/v1/models"
-        with (
-            run_process(upstream, folder / "upstream.log", up_ready),
-            run_process(proxy, folder / "proxy.log", f"http://127.0.0.1:{proxy_port}/health") as p,
-        ):
-            ports = {"direct": upstream_port, "proxy": proxy_port}
-            return new_loop().run_until_complete(_levels(ports, p.pid, levels, args))
+    with proxy_before_upstream(args.upstream_ms, "sleeptime-bench-") as p:
+        ports = {"direct": p.upstream_port, "proxy": p.proxy_port}
+        return new_loop().run_until_complete(_levels(ports, p.proxy_pid, levels, args))
 
 
 async def _levels(

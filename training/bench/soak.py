@@ -19,15 +19,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import tempfile
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from router.local_server import free_port
 from training.bench.fake_upstream import new_loop
-from training.bench.load import Client, chat_request, commands, run_process
+from training.bench.load import Client, chat_request, proxy_before_upstream
 
 WARMUP_S = 20.0
 SAMPLE_S = 5.0
@@ -102,23 +100,12 @@ def _dropped(port: int) -> float:
 
 
 def run(args: argparse.Namespace) -> SoakResult:
-    upstream_port, proxy_port = free_port(), free_port()
-    with tempfile.TemporaryDirectory(prefix="sleeptime-soak-") as tmp:
-        folder = Path(tmp)
-        upstream, proxy = commands(folder, upstream_port, proxy_port, args.upstream_ms)
-        up_ready = f"http://127.0.0.1:{upstream_port}/v1/models"
-        with (
-            run_process(upstream, folder / "upstream.log", up_ready),
-            run_process(
-                proxy, folder / "proxy.log", f"http://127.0.0.1:{proxy_port}/health"
-            ) as p,
-        ):
-            started = time.monotonic()
-            sent, errors, samples = new_loop().run_until_complete(
-                _drive(proxy_port, p.pid, args)
-            )
-            seconds = time.monotonic() - started
-            dropped = _dropped(proxy_port)
+    with proxy_before_upstream(args.upstream_ms, "sleeptime-soak-") as p:
+        started = time.monotonic()
+        driven = _drive(p.proxy_port, p.proxy_pid, args)
+        sent, errors, samples = new_loop().run_until_complete(driven)
+        seconds = time.monotonic() - started
+        dropped = _dropped(p.proxy_port)
     steady = [mb for t, mb in samples if t >= min(WARMUP_S, seconds / 4)] or [samples[-1][1]]
     half = [mb for t, mb in samples if t >= seconds / 2] or [samples[-1][1]]
     return SoakResult(
