@@ -61,6 +61,20 @@ class Settings:
     max_context_bytes: int = 256 * 1024  # larger contexts pass through, never stored or slept on
     max_inflight_per_key: int = 64  # one key's concurrent requests; beyond it, 429 + Retry-After
     max_inflight_for_sleep: int = 0  # sleep-time work runs only while at most this many in flight
+    # Gateway: a master key turns on client keys (`sleeptime keys`); without one the proxy
+    # is in local-only mode (loopback addresses only, each bearer key its own tenant).
+    master_key: str = ""
+    cors_origins: str = ""  # comma-separated origins that get CORS headers; empty: none
+    default_rpm: int = 0  # requests per minute of a key created without its own; 0: unlimited
+    default_tpm: int = 0  # tokens per minute, likewise
+    # Server limits on clients.
+    header_timeout_s: float = 10.0  # a request's headers must arrive within this
+    body_timeout_s: float = 30.0  # and its body within this
+    idle_timeout_s: float = 5.0  # a kept-alive connection with no request is closed after this
+    max_client_connections: int = 1024  # open client connections; beyond: refused with 503
+    max_header_bytes: int = 16 * 1024  # the request line and headers together; beyond: 431
+    max_json_depth: int = 64  # nesting of a JSON body; deeper: 400
+    parse_off_loop_bytes: int = 256 * 1024  # bodies larger than this are parsed in a thread
     sleep_enabled: bool = True
     sleep_passes: int = 1  # the sleep budget, until a policy gives one per context
     sleep_prompt: str = "solve"  # a key of router.sleep.TEMPLATES
