@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from policies.cost import ModelPrice, price_of
 from router.errors import UpstreamError
 from router.proxy.api_errors import ApiError
 
@@ -23,12 +24,23 @@ class Lister(Protocol):
 
 class ModelAlias:
     def __init__(
-        self, upstream: Lister, *, configured: str = "", allowed: tuple[str, ...] = (), local: bool
+        self,
+        upstream: Lister,
+        *,
+        configured: str = "",
+        allowed: tuple[str, ...] = (),
+        local: bool,
+        prices: dict[str, ModelPrice] | None = None,
     ) -> None:
         self.upstream = upstream
         self.allowed = allowed
         self.local = local
+        self.prices = prices or {}
         self._model = configured
+
+    def price_of(self, model: str) -> ModelPrice | None:
+        """Dollars per million tokens of an upstream model; None: counted in tokens only."""
+        return price_of(self.prices, model)
 
     async def upstream_model(self) -> str:
         """What the alias means; LookupError when the upstream lists no models."""
