@@ -25,6 +25,7 @@ ONLINE: dict[str, tuple[str, str]] = {
     "serve": ("router.commands.serve", "the OpenAI-compatible proxy with sleep-time compute"),
     "local": ("router.commands.local", "serve the embedded model on 127.0.0.1 until Ctrl-C"),
     "models": ("router.commands.models", "assemble and verify the embedded models"),
+    "keys": ("router.commands.keys", "create, list and revoke client keys"),
 }
 
 

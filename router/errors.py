@@ -2,7 +2,9 @@
 
 Library exceptions (openai, xllamacpp, sqlite, ...) are caught by class in the
 one adapter that imports the library and translated once into these types, so
-callers and the proxy's error bodies never depend on a third-party SDK.
+callers and the proxy's error bodies never depend on a third-party SDK. An
+UpstreamError's message is written for the client that reads it ("cannot connect to
+the upstream (connection refused)"), never a library's repr.
 
     SleeptimeError
     ├── ConfigError            bad settings or settings file
@@ -12,7 +14,7 @@ callers and the proxy's error bodies never depend on a third-party SDK.
     ├── InputError             a file or folder named on the command line is missing or wrong
     └── UpstreamError          anything that went wrong talking to the LLM upstream
         ├── UpstreamConnectionError   could not connect (refused, DNS, reset)
-        ├── UpstreamTimeout           no (complete) answer within the timeout
+        ├── UpstreamTimeout           no (complete) answer by the call's deadline
         ├── UpstreamRateLimited       429 after all retries
         ├── UpstreamServerError       5xx after all retries
         ├── UpstreamRejected          4xx other than 429: the request itself is wrong

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from router.errors import ConfigError
+from router.model_list import ModelEntry, parse_models
 
 ENV_PREFIX = "SLEEPTIME_"
 # A tool's own variable, set for every project that uses the tool, is only a default here:
@@ -57,6 +58,8 @@ class Settings:
     salt_path: Path | None = None  # None: <cache_dir>/tenant-salt
     router: str = "passthrough"  # or "enriched"; `serve --policy` routes by a trained policy
     models: str = ""  # comma-separated names clients may use besides "sleeptime"; empty: any
+    # The settings file's [[model]] tables (router.model_list); empty: one upstream, above.
+    model_list: tuple[ModelEntry, ...] = ()
     max_body_bytes: int = 8 * 1024 * 1024
     max_context_bytes: int = 256 * 1024  # larger contexts pass through, never stored or slept on
     max_inflight_per_key: int = 64  # one key's concurrent requests; beyond it, 429 + Retry-After
@@ -101,6 +104,8 @@ def load_settings(
     values: dict[str, Any] = {name: env[var] for name, var in CONVENTIONS.items() if env.get(var)}
     if path:
         values.update(_read_toml(Path(path)))
+    if "model" in values:  # [[model]] tables; keys named by upstream_key_env are read now
+        values["model_list"] = parse_models(values.pop("model"), env)
     values.update(_from_env(env))
     return Settings(**_coerce_all(values, source=str(path or "environment")))
 
@@ -112,8 +117,13 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"settings file not found: {path}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"settings file {path} is not valid TOML: {exc}") from exc
-    # Accept either top-level keys or a [sleeptime] table.
-    return dict(data.get("sleeptime", data))
+    # Accept either top-level keys or a [sleeptime] table ([[model]] tables beside it).
+    values = dict(data.get("sleeptime", data))
+    if "sleeptime" in data and "model" in data:
+        if "model" in values:
+            raise ConfigError(f"settings file {path}: [[model]] and [[sleeptime.model]] both")
+        values["model"] = data["model"]
+    return values
 
 
 def _from_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -135,6 +145,8 @@ def _coerce_all(values: Mapping[str, Any], *, source: str) -> dict[str, Any]:
 
 
 def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
+    if name == "model_list":
+        return parse_models(value, os.environ)
     target = _base_type(hint)
     try:
         if target is bool and isinstance(value, str):

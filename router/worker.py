@@ -7,7 +7,11 @@ serving users and a shutdown never waits for a pass to finish: a job cut short
 stays "running" in the store and is queued again at the next start.
 
 Users come first. A pass starts only while `is_idle()` holds (by default: no
-test-time request in flight), and the worker checks again between passes. A
+test-time request in flight), and the worker checks again between passes. A pass
+already running yields too: a user request that begins calls `preempt()`, the pass
+stops at its next streamed delta and closes its upstream call (`sleep.PassPreempted`),
+and the same pass runs again once the proxy is idle; the job stays claimed, neither
+failed nor retried, and its finished passes are kept. A
 failing pass marks its job (and context) "failed" with the reason; it never
 reaches a user's request, which runs on its own code path.
 
@@ -25,11 +29,13 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from functools import partial
+from typing import NamedTuple, TypeVar
 
 from router.sleep import (
     ChatBackend,
     LearnedContext,
+    PassPreempted,
     PassResult,
     SleepBudget,
     learned_context,
@@ -42,6 +48,13 @@ SleepBudgetFn = Callable[[ContextRecord], SleepBudget]
 # After the first pass: how many passes in all (a policy's sleep decision on what it learned).
 PassesAfterProbe = Callable[[ContextRecord, LearnedContext], int]
 log = logging.getLogger("sleeptime.worker")
+
+
+class SleepUsage(NamedTuple):
+    """What a finished job's passes spent upstream, priced as sleep-time work is."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 def fixed_budget(passes: int = 1, max_tokens: int = 768, prompt: str = "solve") -> SleepBudgetFn:
@@ -63,7 +76,7 @@ class SleepWorker:
         budget: SleepBudgetFn | None = None,
         passes_after_probe: PassesAfterProbe | None = None,
         poll_s: float = 0.5,
-        on_finished: Callable[[SleepJob, str, int], None] = lambda job, outcome, tokens: None,
+        on_finished: Callable[[SleepJob, str, SleepUsage], None] = lambda job, outcome, use: None,
     ) -> None:
         self.store = store
         self.backend = backend
@@ -77,6 +90,8 @@ class SleepWorker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._thread = 0
+        self._preempt = threading.Event()  # set by a user request; the pass checks it
+        self.preempted = 0  # passes cut short for users, and run again
 
     def start(self) -> asyncio.Task[None]:
         self._bind()
@@ -99,6 +114,10 @@ class SleepWorker:
         else:
             self._loop.call_soon_threadsafe(self._wake.set)
 
+    def preempt(self) -> None:
+        """A user request began: the pass in flight stops at its next delta. Any thread."""
+        self._preempt.set()
+
     async def run(self) -> None:
         self._bind()
         while True:
@@ -117,15 +136,16 @@ class SleepWorker:
         context = self.store.get_context(job.tenant, job.context_id)
         if context is None or context.version != job.version or not context.text.strip():
             self.store.fail_job(job, "superseded: the context changed or has no text")
-            return self._finished(job, "superseded", 0)
+            return self._finished(job, "superseded", SleepUsage())
         try:
             learned = await self._sleep(context)
         except Exception as exc:  # any failure of sleep-time work stays here
             log.warning("sleep-time job %s failed: %r", job.job_id, exc)
             self.store.fail_job(job, f"{type(exc).__name__}: {exc}")
-            return self._finished(job, "failed", 0)
+            return self._finished(job, "failed", SleepUsage())
         self.store.finish_job(job, _stored(learned))
-        return self._finished(job, "done", learned.sleep_tokens)
+        usage = SleepUsage(learned.prompt_tokens, learned.completion_tokens)
+        return self._finished(job, "done", usage)
 
     async def until_idle(self) -> None:
         self._bind()
@@ -139,9 +159,20 @@ class SleepWorker:
         wanted = budget.passes
         while len(passes) < wanted:
             await self.until_idle()  # yield to users between passes
-            one = await _in_daemon_thread(
-                sleep_pass, self.backend, model, context.text, len(passes), budget
-            )
+            self._preempt.clear()  # no await since the idle check: no request began since
+            try:
+                one = await _in_daemon_thread(
+                    partial(sleep_pass, stop=self._preempt.is_set),
+                    self.backend,
+                    model,
+                    context.text,
+                    len(passes),
+                    budget,
+                )
+            except PassPreempted as cut:
+                self.preempted += 1
+                log.info("sleep-time pass %d yielded to a user request: %s", len(passes), cut)
+                continue  # the same pass again, once the proxy is idle
             passes.append(one)
             if len(passes) == 1 and self.passes_after_probe is not None:
                 # The policy's own budget, now that the probe's artifacts can be scored.
@@ -163,8 +194,8 @@ class SleepWorker:
             self._thread = threading.get_ident()
             self._wake = asyncio.Event()
 
-    def _finished(self, job: SleepJob, outcome: str, sleep_tokens: int) -> str:
-        self.on_finished(job, outcome, sleep_tokens)
+    def _finished(self, job: SleepJob, outcome: str, usage: SleepUsage) -> str:
+        self.on_finished(job, outcome, usage)
         return outcome
 
 

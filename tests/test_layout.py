@@ -17,7 +17,7 @@ ADAPTERS = {
     "aiohttp": {"router/upstream/http.py"},
     "fastapi": {"router/proxy/"},
     "starlette": {"router/proxy/"},
-    "uvicorn": {"router/proxy/server.py"},
+    "uvicorn": {"router/proxy/server.py", "router/proxy/protocol.py"},  # serving, its limits
     "prometheus_client": {"router/proxy/prometheus.py"},
     "sentence_transformers": {"router/embeddings.py"},
     "sklearn": {"router/predictability.py"},

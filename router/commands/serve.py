@@ -7,6 +7,11 @@ flags are visible in `ps`); with none, the embedded model is started and
 stopped with the proxy. SIGINT or SIGTERM shuts down gracefully: the worker
 stops, queued records are written, the embedded model is stopped.
 
+Clients authenticate with client keys (`sleeptime keys create`) once a master key is set
+(SLEEPTIME_MASTER_KEY, or --master-key); the master key manages keys through /admin/keys.
+Without one the proxy is local-only: it listens on a loopback address only, and each
+client's bearer key, whatever it is, names its own tenant.
+
 The proxy keeps its records in its store; `sleeptime aggregate` reads them into
 MLflow from a process of its own, beside any number of proxies.
 """
@@ -14,6 +19,7 @@ MLflow from a process of its own, beside any number of proxies.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,7 +47,15 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--upstream-key", help="the key for the upstream (clients' keys stay here)")
     p.add_argument("--upstream-model", help="what model 'sleeptime' or no model means")
-    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument(
+        "--host",
+        help="address to listen on (default 127.0.0.1; any other needs a master key)",
+    )
+    p.add_argument(
+        "--master-key",
+        help="turns on client keys; it alone manages them (SLEEPTIME_MASTER_KEY is better: "
+        "flags show in `ps`)",
+    )
     p.add_argument("--port", type=int, help="port to listen on (default 8000)")
     p.add_argument(
         "--local-model",
@@ -104,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         local_model=args.local_model,
+        master_key=args.master_key,
     )
+    check_exposure(settings.host, settings.master_key)
     config = ProxyConfig.from_settings(
         settings,
         db_path=args.db,
@@ -126,6 +142,26 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app(config, router=router)
     serve(app, settings.host, settings.port, log_level=args.log_level)
     return 0
+
+
+def check_exposure(host: str, master_key: str) -> None:
+    """Local-only mode lets any bearer key in: it must not listen beyond this machine."""
+    if master_key or _loopback(host):
+        return
+    raise InputError(
+        f"--host {host} would expose a proxy without client keys: set a master key "
+        "(SLEEPTIME_MASTER_KEY or --master-key) and create keys with `sleeptime keys create`, "
+        "or listen on 127.0.0.1"
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def policy_files(policy: Path, estimators: Path | None) -> tuple[Path, Path]:

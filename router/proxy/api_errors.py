@@ -3,10 +3,12 @@
     {"error": {"message": str, "type": str, "param": str | null, "code": str | null}}
 
 `ApiError` is what handlers raise for bad input; `from_upstream` maps
-`router.errors.UpstreamError` (already translated from httpx by
-`router.upstream`) to the status its class names: 502 unreachable or 5xx,
-504 timeout, 429 with Retry-After, an upstream 4xx with its own status and
+`router.errors.UpstreamError` (already translated from aiohttp and the openai
+SDK by `router.upstream`, with a message written for the client, never a
+library's repr) to the status its class names: 502 unreachable or 5xx, 504
+timeout, 429 with Retry-After, an upstream 4xx with its own status and
 message. The same body goes into an SSE error event when a stream breaks.
+A client that left before its answer is recorded as 499 (`client_wait`).
 """
 
 from __future__ import annotations

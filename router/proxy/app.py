@@ -21,18 +21,24 @@ from typing import Any
 from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from router.errors import ConfigError
 from router.local_server import start_local_server
-from router.proxy import endpoints, openapi
+from router.proxy import admin, endpoints, openapi, passthrough
 from router.proxy.api_errors import ApiError
+from router.proxy.bodies import BodyRules
 from router.proxy.config import ProxyConfig
 from router.proxy.formats.adapter import FormatAdapter
 from router.proxy.formats.chat import ChatFormat
+from router.proxy.gate import Gate, cors_origins
+from router.proxy.model_routes import ModelList, build_model_list
 from router.proxy.pipeline import Pipeline
+from router.proxy.protocol import ClientLimits
 from router.proxy.routing import ROUTERS, Router
+from router.proxy.sleep_spend import charge_sleep, within_budget
 from router.proxy.state import ProxyState
 from router.proxy.tenants import Tenants
 from router.settings import Settings
@@ -41,13 +47,14 @@ from router.store import open_store
 from router.store.base import SleepJob, Store
 from router.store.journal import RecordJournal
 from router.upstream import Forwarder, OpenAIBackend, RetryPolicy
-from router.worker import SleepBudgetFn, SleepWorker, fixed_budget_of
+from router.worker import SleepBudgetFn, SleepUsage, SleepWorker, fixed_budget_of
 
 log = logging.getLogger("sleeptime.proxy")
 # The routed endpoints: a path and its format adapter, each served by the shared pipeline.
 ROUTED: dict[str, type[FormatAdapter[Any]]] = {
     "/v1/chat/completions": ChatFormat,
 }
+CORS_METHODS = ["GET", "POST", "DELETE"]
 # FastAPI's built-in OpenTelemetry costs about 50 us a request; /metrics covers what it would.
 NO_TELEMETRY: Any = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
@@ -83,9 +90,18 @@ def create_app(
             yield
 
     app = FastAPI(title="sleeptime", version="0.1.0", lifespan=lifespan, telemetry=NO_TELEMETRY)
+    # Read by the server (`router.proxy.server`) and by every body reader (`bodies`).
+    app.state.client_limits = ClientLimits.from_settings(config.settings)
+    app.state.bodies = BodyRules.from_settings(config.settings)
     routed = {path: Pipeline(adapter()) for path, adapter in ROUTED.items()}
     _add_routes(app, routed)
     app.add_middleware(RoutedFastPath, routed=routed)
+    app.add_middleware(Gate)  # outside the fast path: no request reaches a route unchecked
+    origins = cors_origins(config.settings.cors_origins)
+    if origins:  # outside the gate: a preflight carries no key
+        app.add_middleware(
+            CORSMiddleware, allow_origins=origins, allow_methods=CORS_METHODS, allow_headers=["*"]
+        )
     _add_error_handlers(app)
     openapi.document(app)
     return app
@@ -119,8 +135,12 @@ def _add_routes(app: FastAPI, routed: dict[str, Pipeline]) -> None:
     app.add_api_route("/v1/contexts", endpoints.register_context, methods=["POST"])
     app.add_api_route("/v1/contexts/{context_id}", endpoints.get_context, methods=["GET"])
     app.add_api_route("/v1/feedback", endpoints.feedback, methods=["POST"])
+    app.router.add_route("/v1/embeddings", passthrough.embeddings, methods=["POST"])
+    app.router.add_route("/v1/responses", passthrough.responses, methods=["POST"])
     app.add_api_route("/health", endpoints.health, methods=["GET"])
+    app.add_api_route("/health/ready", endpoints.ready, methods=["GET"])
     app.add_api_route("/metrics", endpoints.metrics, methods=["GET"])
+    admin.add_routes(app)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -148,7 +168,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 async def _start(config: ProxyConfig, parts: Parts, stack: contextlib.AsyncExitStack) -> ProxyState:
-    forwarder, model = await _upstream(config, parts, stack)
+    forwarder, model, models = await _upstream(config, parts, stack)
     store = parts.store
     if store is None:
         store = open_store(config.store_url)
@@ -162,7 +182,14 @@ async def _start(config: ProxyConfig, parts: Parts, stack: contextlib.AsyncExitS
     router = parts.router or ROUTERS[config.router]()
     tenants = Tenants.from_file(config.salt_file)
     state = ProxyState(
-        config, forwarder, store, router, tenants, upstream_model=model, journal=journal.open()
+        config,
+        forwarder,
+        store,
+        router,
+        tenants,
+        upstream_model=model,
+        journal=journal.open(),
+        models=models,
     )
     state.records.writer.start()
     stack.callback(state.close)
@@ -173,25 +200,56 @@ async def _start(config: ProxyConfig, parts: Parts, stack: contextlib.AsyncExitS
 
 async def _upstream(
     config: ProxyConfig, parts: Parts, stack: contextlib.AsyncExitStack
-) -> tuple[Forwarder, str]:
+) -> tuple[Forwarder, str, ModelList | None]:
+    """The default upstream and its model; with a [[model]] list, the list's models on their
+    upstreams (one Forwarder per distinct URL and key), and the list's default instead."""
+    settings, entries = config.settings, config.settings.model_list
+    default, model = await _default_upstream(config, parts, stack)
+    if not entries:
+        assert default is not None
+        return default, model, None
+    if config.models:
+        raise ConfigError("set the models clients may use in the [[model]] list or in `models`")
+    models = build_model_list(
+        entries,
+        default,
+        lambda url, key: _forwarder(config, url, key, stack),
+        default_key=settings.upstream_key,
+    )
+    return models.upstream, await models.upstream_model(), models
+
+
+async def _default_upstream(
+    config: ProxyConfig, parts: Parts, stack: contextlib.AsyncExitStack
+) -> tuple[Forwarder | None, str]:
+    """Injected, else the flat settings' upstream, else the embedded model; None when a model
+    list names an upstream for every model."""
     settings = config.settings
     if parts.forwarder is not None:
         return parts.forwarder, settings.upstream_model
+    if settings.model_list and all(entry.upstream_url for entry in settings.model_list):
+        return None, ""
     base_url, model = settings.upstream_url, settings.upstream_model
     if settings.uses_local_model:
         server = await to_thread.run_sync(lambda: start_local_server(settings, on_status=log.info))
         stack.callback(server.stop)
         base_url, model = server.base_url, server.model
-    retry = RetryPolicy(max_retries=settings.upstream_max_retries)
+    return _forwarder(config, base_url, settings.upstream_key, stack), model
+
+
+def _forwarder(
+    config: ProxyConfig, base_url: str, key: str, stack: contextlib.AsyncExitStack
+) -> Forwarder:
+    settings = config.settings
     forwarder = Forwarder(
         base_url,
-        settings.upstream_key or None,
+        key or None,
         timeout_s=settings.upstream_timeout_s,
-        retry=retry,
+        retry=RetryPolicy(max_retries=settings.upstream_max_retries),
         max_connections=config.max_connections,
     )
     stack.push_async_callback(forwarder.aclose)
-    return forwarder, model
+    return forwarder
 
 
 async def _start_worker(
@@ -203,7 +261,7 @@ async def _start_worker(
         retry = RetryPolicy(max_retries=settings.upstream_max_retries)
         built = OpenAIBackend(
             state.forwarder.base_url,
-            settings.upstream_key or None,
+            state.models.upstream_key or None,
             timeout_s=settings.upstream_timeout_s,
             retry=retry,
         )
@@ -216,11 +274,13 @@ async def _start_worker(
     plan = getattr(state.router, "sleep_budget", None)
     passes_after_probe = getattr(state.router, "passes_after_probe", None)
     budget = parts.budget or (plan(base) if plan is not None else fixed_budget_of(base))
+    budget = within_budget(state, budget)  # a key over its budget starts no sleep-time job
 
-    def finished(job: SleepJob, outcome: str, sleep_tokens: int) -> None:
+    def finished(job: SleepJob, outcome: str, usage: SleepUsage) -> None:
         state.contexts.forget(job.tenant, job.context_id)
         state.metrics.sleep_jobs.labels(outcome).inc()
-        state.metrics.sleep_tokens.inc(sleep_tokens)
+        state.metrics.sleep_tokens.inc(usage.completion_tokens)
+        charge_sleep(state, job.tenant, usage)
 
     worker = SleepWorker(
         state.store,

@@ -26,6 +26,7 @@ from fastapi.responses import Response
 
 from router.grading import normalize_number
 from router.proxy import replies
+from router.proxy.client_wait import unless_client_leaves
 from router.proxy.exchange import Exchange
 from router.proxy.formats.adapter import Outgoing, Parsed, Rewrite
 from router.proxy.routing import RouteDecision
@@ -76,12 +77,15 @@ def go_full(exchange: Exchange, request: Parsed) -> Rewrite:
 
 
 async def _ask(exchange: Exchange, bodies: list[bytes]) -> list[dict[str, Any]]:
-    """The answers that came back whole (status 200), side by side."""
+    """The answers that came back whole (status 200), side by side, within the request's
+    deadline; ClientClosed (the calls cancelled) when the client leaves first."""
     state, path = exchange.state, exchange.format.upstream_path
+    upstream = exchange.upstream or state.forwarder
+    calls = (upstream.post(path, b, deadline=exchange.deadline) for b in bodies)
     state.inflight.begin()
     try:
-        answers = await asyncio.gather(
-            *(state.forwarder.post(path, b) for b in bodies), return_exceptions=True
+        answers = await unless_client_leaves(
+            exchange.receive, asyncio.gather(*calls, return_exceptions=True)
         )
     finally:
         state.inflight.end()

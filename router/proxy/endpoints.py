@@ -16,9 +16,10 @@ from fastapi.responses import Response
 
 from router.errors import UpstreamError
 from router.proxy.api_errors import ApiError, bad_request, from_upstream
-from router.proxy.bodies import load_object, read_body
+from router.proxy.bodies import read_object
 from router.proxy.contexts import check_id, context_hash, context_text
 from router.proxy.formats.chat_parsing import check_message
+from router.proxy.gate import principal_of
 from router.proxy.state import ProxyState
 from router.store.base import ContextRecord
 
@@ -32,11 +33,15 @@ def _json(data: Any, status: int = 200) -> Response:
 
 def _state_and_tenant(request: Request) -> tuple[ProxyState, str]:
     state: ProxyState = request.app.state.proxy
-    return state, state.tenants.identify(request.headers.get("authorization"))
+    return state, principal_of(request.scope).tenant
 
 
 async def models(request: Request) -> Response:
+    """The [[model]] list's names when there is one, else the upstream's own list."""
     state: ProxyState = request.app.state.proxy
+    listing = state.models.listing()
+    if listing is not None:
+        return _json(listing)
     try:
         answer = await state.forwarder.get("/models")
     except UpstreamError as exc:
@@ -48,7 +53,7 @@ async def register_context(request: Request) -> Response:
     """POST /v1/contexts {"id"?, "context" | "messages", "expected_queries"?}: store it,
     queue it for sleep."""
     state, tenant = _state_and_tenant(request)
-    body = load_object(await read_body(request, state.config.max_body_bytes))
+    body = await read_object(request, state.config.max_body_bytes)
     context_id, text = _context_of(body)
     expected = _expected_queries(body)
     limit = state.config.max_context_bytes
@@ -78,7 +83,7 @@ async def get_context(request: Request) -> Response:
 async def feedback(request: Request) -> Response:
     """POST /v1/feedback {"request_id", "correct"}: a label for one of the tenant's requests."""
     state, tenant = _state_and_tenant(request)
-    body = load_object(await read_body(request, SMALL_BODY))
+    body = await read_object(request, SMALL_BODY)
     request_id, correct = body.get("request_id"), body.get("correct")
     if not isinstance(request_id, str) or not request_id:
         raise bad_request("'request_id' must be a non-empty string", param="request_id")
@@ -92,6 +97,16 @@ async def feedback(request: Request) -> Response:
 async def health(request: Request) -> Response:
     state: ProxyState = request.app.state.proxy
     return _json({"status": "ok", "inflight": state.inflight.count})
+
+
+async def ready(request: Request) -> Response:
+    """Readiness, where /health is liveness: 503 while no upstream of the default model
+    answers (its answer is kept ~2 s, so probes cannot flood the upstream)."""
+    state: ProxyState = request.app.state.proxy
+    reason = await state.models.readiness.check()
+    if reason is None:
+        return _json({"status": "ready"})
+    return _json({"status": "unavailable", "reason": reason}, 503)
 
 
 async def metrics(request: Request) -> Response:

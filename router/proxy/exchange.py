@@ -16,8 +16,10 @@ from fastapi.responses import Response
 
 from router.proxy.api_errors import ApiError
 from router.proxy.contexts import ContextRef
+from router.proxy.fallback import Caller, model_header
 from router.proxy.formats.adapter import FormatAdapter, Outgoing, Parsed, Rewrite
 from router.proxy.routing import PASS_THROUGH, RouteDecision
+from router.proxy.spend import dollars
 from router.proxy.state import ProxyState
 from router.store.base import ContextRecord, RequestRecord
 
@@ -34,6 +36,9 @@ class Exchange:
     decision: RouteDecision = PASS_THROUGH
     model: str | None = None
     model_override: str | None = None  # what "sleeptime" named upstream; None: the client's
+    upstream: Caller | None = None  # the resolved model's upstream (or its fallback chain)
+    deadline: float | None = None  # time.monotonic() by which every upstream call must answer
+    receive: Any = None  # the ASGI channel that tells when the client leaves (client_wait)
     completion_tokens: int | None = None  # once known, for the tokens-saved header
     check: str | None = None  # a checked answer's outcome: "agreed" or "disagreed"
     spent_before: Any = None  # usage of a check that sent the query full
@@ -53,6 +58,7 @@ class Exchange:
             headers["X-Sleeptime-Context-Version"] = str(version)
         if self.decision.rung:
             headers["X-Sleeptime-Rung"] = self.decision.rung
+        model_header(headers, self.model)
         if self.check:
             headers["X-Sleeptime-Check"] = self.check
         costs, route = self.state.costs, self.decision.route
@@ -74,13 +80,17 @@ class Exchange:
             state.costs.saw_completion(self.tenant, route, tokens[1])
         state.metrics.observe(route, status, seconds)
         state.metrics.count_tokens(*tokens)
-        state.records.record(self._record(status, error_code, tokens, seconds))
+        record = self._record(status, error_code, tokens, seconds)
+        state.charge(self.tenant, tokens[0] + tokens[1], record.cost_usd)
+        state.records.record(record)
         return tokens[1]
 
     def _record(
         self, status: int, error_code: str | None, tokens: tuple[int, int, int], seconds: float
     ) -> RequestRecord:
         prompt, completion, cached = tokens
+        called = self.model is not None and self.decision.route != "cached"  # else: free
+        price = self.state.models.price_of(self.model) if called and self.model else None
         return RequestRecord(
             tenant=self.tenant,
             request_id=self.request_id,
@@ -97,6 +107,7 @@ class Exchange:
             latency_ms=seconds * 1000.0,
             cost=self.state.costs.paper_cost(self.decision.route, completion),
             error_code=error_code,
+            cost_usd=dollars(price, prompt, completion, cached),
         )
 
     def fail(self, error: ApiError) -> Response:

@@ -7,6 +7,9 @@ and a schema-driven fuzzer (schemathesis, in the tests) can aim at every
 endpoint. The chat schema covers the parameters the proxy itself checks
 (`router.proxy.formats.chat_parsing`); others pass through to the upstream, so the schema
 allows additional properties.
+
+It also says who may call what (`router.proxy.gate`): a bearer key everywhere but the
+open paths, the master key for `/admin/*` and `/metrics`.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from router.apikeys import NAME
 from router.proxy.endpoints import MAX_EXPECTED_QUERIES
 from router.proxy.formats.chat_parsing import COUNTS, NUMBERS, ROLES
+from router.proxy.gate import OPEN
 
 _JSON = "application/json"
 
@@ -77,6 +82,23 @@ FEEDBACK_REQUEST: dict[str, Any] = {
     "properties": {"request_id": {"type": "string"}, "correct": {"type": "boolean"}},
 }
 
+KEY_REQUEST: dict[str, Any] = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {
+        "name": {"type": "string", "pattern": NAME.pattern},
+        "rpm": {"type": "integer", "minimum": 0},
+        "tpm": {"type": "integer", "minimum": 0},
+        "budget_usd": {"type": ["number", "null"], "minimum": 0},
+    },
+}
+_BEARER = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "a client key (`sleeptime keys create`) or the master key; in local mode "
+    "(no master key) any key, which names the caller's tenant",
+}
+
 
 def document(app: FastAPI) -> None:
     """Replaces `app.openapi` with one that adds the hand-parsed request bodies."""
@@ -90,6 +112,8 @@ def document(app: FastAPI) -> None:
             paths["/v1/chat/completions"]["post"]["requestBody"] = _body(CHAT_REQUEST)
             paths["/v1/contexts"]["post"]["requestBody"] = _body(CONTEXT_REQUEST)
             paths["/v1/feedback"]["post"]["requestBody"] = _body(FEEDBACK_REQUEST)
+            _keys(paths)
+            _security(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -106,3 +130,22 @@ def _operation(summary: str) -> dict[str, Any]:
 
 def _body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"required": True, "content": {_JSON: {"schema": schema}}}
+
+
+def _keys(paths: dict[str, Any]) -> None:
+    paths["/admin/keys"]["post"]["requestBody"] = _body(KEY_REQUEST)
+    paths["/admin/keys"]["post"]["summary"] = "Create a client key (master key only)"
+    revoke = paths["/admin/keys/{name}"]["delete"]
+    revoke["summary"] = "Revoke a client key by name (master key only)"
+    for parameter in revoke.get("parameters", []):
+        if parameter.get("name") == "name":
+            parameter["schema"] = {"type": "string", "pattern": NAME.pattern}
+
+
+def _security(schema: dict[str, Any]) -> None:
+    schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = _BEARER
+    schema["security"] = [{"bearer": []}]
+    for path, operations in schema["paths"].items():
+        if path in OPEN:
+            for operation in operations.values():
+                operation["security"] = []

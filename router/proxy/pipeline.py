@@ -2,8 +2,8 @@
 
 One request goes through these stages, in order, each a function below:
 
-    admit      the tenant (a salted hash of its API key) and its per-key limit: 429
-               before the body is read
+    admit      the tenant the gate found (`router.proxy.gate`) and its in-flight limit:
+               429 before the body is read
     read       the body, within `max_body_bytes`, parsed by the format adapter
     identify   the context (named by header or body, else hashed) and the query
     look up    the tenant's record of that context (kept `context_cache_s`), and a
@@ -12,7 +12,9 @@ One request goes through these stages, in order, each a function below:
                the request goes full, unchanged, and the fallback is counted
     model      what "sleeptime" names upstream, or 404 for a model not served
     call       a cached answer (no upstream call), a checked answer (cheap voters
-               first, full when they disagree), a streamed or a plain upstream call
+               first, full when they disagree), a streamed or a plain upstream call;
+               all within one deadline, cancelled (499) if the client leaves
+               (`client_wait`)
     finish     the record, metrics and `X-Sleeptime-*` headers (`Exchange.finish`)
 
 The hot path is: hash the context part, one cached store read, the router, the
@@ -32,10 +34,12 @@ from fastapi.responses import Response
 from router.errors import UpstreamError
 from router.proxy import checked, replies
 from router.proxy.api_errors import ApiError, from_upstream
-from router.proxy.bodies import read_body
+from router.proxy.bodies import read_parsed
+from router.proxy.client_wait import ClientClosed, client_closed, deadline_for, unless_client_leaves
 from router.proxy.contexts import HEADER, explicit_name
 from router.proxy.exchange import Exchange
 from router.proxy.formats.adapter import FormatAdapter, Outgoing, Parsed, Rewrite
+from router.proxy.gate import Principal, principal_of
 from router.proxy.routing import PASS_THROUGH
 from router.proxy.state import ProxyState
 from router.proxy.streaming import RelayResponse, stream
@@ -52,7 +56,7 @@ class Pipeline:
 
     async def handle(self, request: Request) -> Response:
         state: ProxyState = request.app.state.proxy
-        exchange = _admit(state, self.format, request.headers.get("authorization"))
+        exchange = _admit(state, self.format, principal_of(request.scope))
         if not state.limits.enter(exchange.tenant):
             return exchange.fail(state.limits.refusal())
         try:
@@ -67,9 +71,9 @@ class Pipeline:
         return response
 
 
-def _admit(state: ProxyState, format: FormatAdapter[Any], authorization: str | None) -> Exchange:
-    tenant = state.tenants.identify(authorization)
-    return Exchange(state, format, tenant, state.records.new_id())
+def _admit(state: ProxyState, format: FormatAdapter[Any], principal: Principal) -> Exchange:
+    """The gate (`router.proxy.gate`) checked the key, its rates and its budget."""
+    return Exchange(state, format, principal.tenant, state.records.new_id())
 
 
 async def _serve(request: Request, exchange: Exchange) -> Response:
@@ -84,13 +88,16 @@ async def _serve(request: Request, exchange: Exchange) -> Response:
         await _resolve_model(exchange, parsed)
     except ApiError as error:
         return exchange.fail(error)
+    timeout_s = exchange.state.config.settings.upstream_timeout_s
+    exchange.deadline = deadline_for(request.headers, timeout_s)  # one for every upstream call
+    exchange.receive = request.receive
     return await _call(exchange, parsed, exchange.outgoing(parsed, rewrite))
 
 
 async def _read(request: Request, exchange: Exchange) -> tuple[Parsed, str | None]:
     """(the parsed request, the context it names, if any: the header wins over the body)."""
-    raw = await read_body(request, exchange.state.config.max_body_bytes)
-    parsed = exchange.format.parse(raw)
+    limit = exchange.state.config.max_body_bytes
+    parsed = await read_parsed(request, exchange.format.parse, limit)
     return parsed, explicit_name(request.headers.get(HEADER), parsed.context_name)
 
 
@@ -131,23 +138,30 @@ def _route(exchange: Exchange, parsed: Parsed, query: str) -> Rewrite:
 
 
 async def _resolve_model(exchange: Exchange, parsed: Parsed) -> None:
-    model, replaced = await exchange.state.models.resolve(parsed.model)
-    exchange.model = model
-    exchange.model_override = model if replaced else None
+    """The model's route: the name it is recorded by, what its upstream is asked for, and the
+    upstream the call stages use (a fallback that answers renames the record's model)."""
+    route = await exchange.state.models.resolve(parsed.model)
+    exchange.model = route.name
+    exchange.model_override = route.model if route.replaced else None
+    exchange.upstream = route.caller(lambda name: setattr(exchange, "model", name))
 
 
 async def _call(exchange: Exchange, parsed: Parsed, outgoing: Outgoing) -> Response:
+    """Every upstream call shares `exchange.deadline`; a client that leaves cancels them (499)."""
     decision = exchange.decision
     if decision.route == "cached" and decision.answer is not None:
         return replies.cached(exchange, parsed, decision.answer)
-    if decision.checked:
-        answered = await _checked(exchange, parsed, outgoing)
-        if isinstance(answered, Response):
-            return answered
-        outgoing = answered
-    if parsed.stream:
-        return await stream(exchange, outgoing)
-    return await _complete(exchange, outgoing)
+    try:
+        if decision.checked:
+            answered = await _checked(exchange, parsed, outgoing)
+            if isinstance(answered, Response):
+                return answered
+            outgoing = answered
+        if parsed.stream:
+            return await stream(exchange, outgoing)
+        return await _complete(exchange, outgoing)
+    except ClientClosed:
+        return exchange.fail(client_closed())
 
 
 async def _checked(exchange: Exchange, parsed: Parsed, outgoing: Outgoing) -> Response | Outgoing:
@@ -157,6 +171,8 @@ async def _checked(exchange: Exchange, parsed: Parsed, outgoing: Outgoing) -> Re
         if served is not None:
             return served
         rewrite = checked.go_full(exchange, parsed)
+    except ClientClosed:
+        raise
     except Exception:  # a user's request never fails because of sleeptime
         exchange.state.metrics.fallbacks.inc()
         log.exception("checked answer failed; the request goes through as pass-through")
@@ -168,7 +184,8 @@ async def _complete(exchange: Exchange, outgoing: Outgoing) -> Response:
     state, fmt = exchange.state, exchange.format
     state.inflight.begin()
     try:
-        answer = await state.forwarder.post(fmt.upstream_path, outgoing.body)
+        call = exchange.upstream.post(fmt.upstream_path, outgoing.body, deadline=exchange.deadline)
+        answer = await unless_client_leaves(exchange.receive, call)
     except UpstreamError as exc:
         return exchange.fail(from_upstream(exc))
     finally:

@@ -43,6 +43,12 @@ class Metrics:
             "sleeptime_sleep_jobs", "Finished sleep-time jobs by outcome", ["outcome"], registry=r
         )
         self.sleep_tokens = Counter("sleeptime_sleep_tokens", "Sleep-time tokens", registry=r)
+        self.spend = Counter(
+            "sleeptime_spend_usd",
+            "Dollars spent upstream, by client key name and kind (request or sleep)",
+            ["key", "kind"],
+            registry=r,
+        )
         self.inflight = Gauge("sleeptime_inflight", "Chat requests in flight", registry=r)
         self.records_dropped = Gauge(
             "sleeptime_records_dropped",
@@ -58,6 +64,9 @@ class Metrics:
         self.tokens.labels("prompt").inc(prompt)
         self.tokens.labels("completion").inc(completion)
         self.tokens.labels("cached").inc(cached)
+
+    def count_spend(self, key: str, kind: str, usd: float) -> None:
+        self.spend.labels(key, kind).inc(usd)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -4,6 +4,7 @@ A record is journaled before its response leaves, so the record of an answer a c
 got outlives a crash of the proxy; the background writer moves records to the store in
 batches, off the event loop. Sightings (a request showed this context) go through the
 same writer: counted per context, and a context seen twice is queued for sleep-time work.
+So do sleep-time jobs' dollars, charged to their tenant.
 """
 
 from __future__ import annotations
@@ -29,6 +30,17 @@ class Sighting:
     ref: ContextRef
 
 
+@dataclass(frozen=True)
+class SleepCharge:
+    """Dollars a finished sleep-time job spent, on the key whose context it served."""
+
+    tenant: str
+    usd: float
+
+
+Item = RequestRecord | Sighting | SleepCharge
+
+
 class Records:
     def __init__(
         self,
@@ -42,9 +54,7 @@ class Records:
         self.journal = journal  # opened: records outlive a crash; None: they wait in memory
         self.sleep_enabled = sleep_enabled
         self.worker: Waker | None = None  # set once the sleep-time worker runs
-        self.writer: BackgroundWriter[RequestRecord | Sighting] = BackgroundWriter(
-            self._write, max_queue=max_queue
-        )
+        self.writer: BackgroundWriter[Item] = BackgroundWriter(self._write, max_queue=max_queue)
         self._id_prefix = os.urandom(8).hex()
         self._ids = itertools.count()
 
@@ -62,6 +72,9 @@ class Records:
 
     def sighted(self, tenant: str, ref: ContextRef) -> None:
         self.writer.put(Sighting(tenant, ref))
+
+    def charge_sleep(self, tenant: str, usd: float) -> None:
+        self.writer.put(SleepCharge(tenant, usd))
 
     def queue_sleep(self, context: ContextRecord) -> bool:
         if not self.sleep_enabled:
@@ -81,7 +94,7 @@ class Records:
 
     # The writer thread.
 
-    def _write(self, items: Sequence[RequestRecord | Sighting]) -> None:
+    def _write(self, items: Sequence[Item]) -> None:
         """Journaled records first: they are what a crash must not lose."""
         if self.journal is not None:
             self.journal.drain(self.store)
@@ -92,6 +105,8 @@ class Records:
         refs = {(i.tenant, i.ref.context_id): i.ref for i in items if isinstance(i, Sighting)}
         for (tenant, context_id), times in sightings.items():
             self._sight(tenant, refs[tenant, context_id], times)
+        for charge in (item for item in items if isinstance(item, SleepCharge)):
+            self.store.add_sleep_spend(charge.tenant, charge.usd)
 
     def _sight(self, tenant: str, ref: ContextRef, times: int) -> None:
         context = self.store.sight_context(tenant, ref.context_id, ref.text, ref.source, times)

@@ -4,12 +4,17 @@ uvloop and httptools are used when installed (the `serve` extra brings them):
 they roughly halve the per-request cost of the event loop and HTTP parsing,
 which is most of what the proxy adds to a request. Access logs are off for the
 same reason; the metrics endpoint counts requests instead.
+
+Limits on clients (`router.proxy.protocol`) come with the app (`create_app` puts them on
+`app.state.client_limits`), so they hold however it is served, tests' `ServerThread`
+included; uvicorn's keep-alive timeout is the idle timeout.
 """
 
 from __future__ import annotations
 
 import gc
 import importlib.util
+import resource
 import threading
 import time
 from types import TracebackType
@@ -17,13 +22,27 @@ from typing import Any
 
 import uvicorn
 
+from router.proxy.protocol import ClientLimits, protocol_for
+
+
+def limits_of(app: Any) -> ClientLimits:
+    """What `create_app` put on the app; an app built otherwise gets the defaults."""
+    return getattr(getattr(app, "state", None), "client_limits", None) or ClientLimits()
+
 
 def uvicorn_config(app: Any, host: str, port: int, **options: Any) -> uvicorn.Config:
+    """`http="h11"` or `"httptools"` picks the parser, the limits stay; a protocol class
+    given as `http` replaces them."""
     fast_loop = importlib.util.find_spec("uvloop") is not None
     fast_http = importlib.util.find_spec("httptools") is not None
+    http_impl = options.pop("http", "httptools" if fast_http else "h11")
+    limits = limits_of(app)
     defaults: dict[str, Any] = {
         "loop": "uvloop" if fast_loop else "asyncio",
-        "http": "httptools" if fast_http else "h11",
+        "http": protocol_for(limits, http_impl) if isinstance(http_impl, str) else http_impl,
+        "timeout_keep_alive": limits.idle_timeout_s,
+        # h11 refuses a head past this (with a 400) only after ours has answered 431
+        "h11_max_incomplete_event_size": 2 * limits.max_header_bytes,
         "access_log": False,
         "lifespan": "on",
         "log_level": "warning",
@@ -33,12 +52,29 @@ def uvicorn_config(app: Any, host: str, port: int, **options: Any) -> uvicorn.Co
     return uvicorn.Config(app, host=host, port=port, **{**defaults, **options})
 
 
+FILES_BESIDES_CLIENTS = 256  # the store, its journal, upstream connections, the model
+
+
+def raise_file_limit(connections: int) -> int:
+    """Each client connection is a file descriptor. Linux's usual soft limit, 1,024, is
+    the cap's own default, so under a flood accept() failed before the cap could answer
+    503 (1,100 half-sent requests: no /health until the header deadline freed them);
+    the soft limit is raised toward the hard one to fit the cap. Returns the soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + FILES_BESIDES_CLIENTS
+    if soft < wanted:
+        soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return soft
+
+
 def serve(app: Any, host: str, port: int, **options: Any) -> None:
     """Blocks until SIGINT or SIGTERM, then shuts down gracefully (the app's lifespan).
 
     The ~100k objects that importing the app creates (modules, classes, pydantic schemas)
     live as long as the process; `gc.freeze()` takes them out of the collector's scans,
     which otherwise made every full collection a pause of tens of ms in the p99 latency."""
+    raise_file_limit(limits_of(app).max_connections)
     server = uvicorn.Server(uvicorn_config(app, host, port, **options))
     gc.collect()
     gc.freeze()

@@ -2,14 +2,18 @@
 
 One small object per concern, so each can be read, tested and replaced alone:
 
+    gate      Gatekeeper    who a request is (master key, client key, local tenant), its
+                            requests and tokens per minute and its budget (`router.proxy.gate`)
+    keys      KeyRing       the store's client keys, in memory, at most a second old
+    spend     Spend         dollars per tenant: requests and sleep-time work
     limits    KeyLimits     per-key requests in flight (429 beyond `max_inflight_per_key`)
     inflight  InFlight      user requests in flight, what the sleep-time worker waits on
     contexts  ContextCache  context records, kept `context_cache_s`
     records   Records       request ids, the record journal and writer, sightings, sleep queue
     costs     Costs         the paper cost of an answer, the tokens-saved yardstick
-    models    ModelAlias    what "sleeptime" names upstream
+    models    ModelAlias    what "sleeptime" names upstream; ModelList: the [[model]] list
     metrics   Metrics       the Prometheus registry
-    tenants   Tenants       API key -> tenant
+    tenants   Tenants       local mode's bearer key -> tenant
 """
 
 from __future__ import annotations
@@ -18,12 +22,17 @@ from policies import Prices
 from router.proxy.config import ProxyConfig
 from router.proxy.context_cache import ContextCache
 from router.proxy.costs import Costs
+from router.proxy.gate import Gatekeeper
 from router.proxy.inflight import InFlight
+from router.proxy.keyring import KeyRing
 from router.proxy.limits import KeyLimits
 from router.proxy.model_alias import ModelAlias
+from router.proxy.model_routes import ModelList
 from router.proxy.prometheus import Metrics
+from router.proxy.rates import Rates
 from router.proxy.records import Records
 from router.proxy.routing import Router
+from router.proxy.spend import Spend
 from router.proxy.tenants import Tenants
 from router.store.base import Store
 from router.store.journal import RecordJournal
@@ -43,6 +52,7 @@ class ProxyState:
         upstream_model: str = "",
         metrics: Metrics | None = None,
         journal: RecordJournal | None = None,
+        models: ModelList | None = None,
     ) -> None:
         self.config = config
         self.forwarder = forwarder
@@ -60,17 +70,39 @@ class ProxyState:
             sleep_enabled=config.sleep_enabled,
         )
         self.costs = Costs(Prices(test_ratio=config.settings.test_token_price_ratio))
-        self.models = ModelAlias(
+        # A [[model]] list (built with its upstreams by the app), else the one upstream's alias.
+        self.models: ModelAlias | ModelList = models or ModelAlias(
             forwarder,
             configured=upstream_model,
             allowed=config.models,
             local=config.settings.uses_local_model,
+            upstream_key=config.settings.upstream_key,
+        )
+        self.keys = KeyRing(store)
+        self.spend = Spend(store.spend_by_tenant())
+        settings = config.settings
+        self.gate = Gatekeeper(
+            master_key=settings.master_key,
+            keys=self.keys,
+            tenants=tenants,
+            rates=Rates(),
+            spend=self.spend,
+            default_rpm=settings.default_rpm,
+            default_tpm=settings.default_tpm,
         )
         self.worker: SleepWorker | None = None
 
     def attach(self, worker: SleepWorker) -> None:
         """The worker runs: the last request to leave, and each queued job, wake it."""
         self.worker = self.inflight.worker = self.records.worker = worker
+
+    def charge(self, tenant: str, tokens: int, usd: float, *, sleep: bool = False) -> None:
+        """A finished request's (or sleep-time job's) tokens and dollars, on its key."""
+        self.gate.rates.spent_tokens(tenant, tokens)
+        self.spend.add(tenant, usd)
+        if usd > 0:
+            kind = "sleep" if sleep else "request"
+            self.metrics.count_spend(self.gate.label_of(tenant), kind, usd)
 
     def close(self) -> None:
         self.records.close()

@@ -15,19 +15,30 @@ from fastapi.responses import Response, StreamingResponse
 
 from router.errors import UpstreamError
 from router.proxy.api_errors import from_upstream
+from router.proxy.client_wait import unless_client_leaves
 from router.proxy.exchange import Exchange
 from router.proxy.formats.adapter import Outgoing, Relay
 from router.proxy.replies import SSE
 
 
 async def stream(exchange: Exchange, outgoing: Outgoing) -> Response:
+    """Opens the upstream stream by the request's deadline; ClientClosed (the opening
+    cancelled) when the client leaves first. Once relaying, a client that leaves stops the
+    relay (Starlette listens for `http.disconnect`) and the upstream stream is closed."""
     state = exchange.state
+    caller = exchange.upstream or state.forwarder
+    opening = caller.open_stream(
+        exchange.format.upstream_path, outgoing.body, deadline=exchange.deadline
+    )
     state.inflight.begin()
     try:
-        upstream = await state.forwarder.open_stream(exchange.format.upstream_path, outgoing.body)
+        upstream = await unless_client_leaves(exchange.receive, opening)
     except UpstreamError as exc:
         state.inflight.end()
         return exchange.fail(from_upstream(exc))
+    except BaseException:
+        state.inflight.end()
+        raise
     relay = exchange.format.relay(
         upstream,
         strip_usage=outgoing.strip_usage,

@@ -4,8 +4,11 @@ The key in `Authorization: Bearer <key>` identifies the tenant and is then
 forgotten: it is never forwarded (the upstream gets the configured upstream
 key), logged or stored. What is kept is HMAC-SHA256(salt, key), where the salt
 is random per installation and lives in a file readable only by its owner, so
-a leaked database alone cannot confirm a guessed key. Requests without a key
-share the tenant "anonymous".
+a leaked database alone cannot confirm a guessed key.
+
+This is the tenant of local-only mode (no master key: `router.proxy.gate`), where any
+bearer key names its caller's tenant; a request with no key has no tenant and is refused.
+With a master key, tenants are client keys' ids instead (`router.apikeys`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import os
 import secrets
 from pathlib import Path
 
-ANONYMOUS = "anonymous"
+from router.apikeys import bearer
+
 SALT_BYTES = 32
 
 
@@ -31,9 +35,12 @@ class Tenants:
         return cls(load_or_create_salt(path))
 
     def identify(self, authorization: str | None) -> str:
-        key = _bearer_key(authorization)
+        """The tenant of an `Authorization` header; ValueError when it carries no key."""
+        return self.of_key(bearer(authorization))
+
+    def of_key(self, key: str) -> str:
         if not key:
-            return ANONYMOUS
+            raise ValueError("no key, no tenant")
         digest = hmac.new(self._salt, key.encode("utf-8", "surrogatepass"), hashlib.sha256)
         return "t-" + digest.hexdigest()[:32]
 
@@ -67,10 +74,3 @@ def _read_salt(path: Path) -> bytes | None:
     except (FileNotFoundError, ValueError):
         return None
     return salt if len(salt) >= 16 else None
-
-
-def _bearer_key(authorization: str | None) -> str:
-    if not authorization:
-        return ""
-    scheme, _, key = authorization.strip().partition(" ")
-    return key.strip() if scheme.lower() == "bearer" else authorization.strip()

@@ -56,6 +56,64 @@ class RequestRecord:
     latency_ms: float = 0.0
     cost: float = 0.0
     error_code: str | None = None
+    cost_usd: float = 0.0  # from the model's price; 0 for an unpriced model
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A client key as the store keeps it: never the key, only its SHA-256.
+
+    The key is 256 random bits, so a plain hash cannot be reversed by guessing; a leaked
+    store gives away names, limits and spend, never a usable key. `rpm`/`tpm` 0 mean the
+    settings' defaults; `budget_usd` None means no budget."""
+
+    key_id: str
+    name: str
+    key_hash: str
+    prefix: str  # what lists show: the first characters and an ellipsis
+    created: float
+    revoked_at: float | None = None
+    rpm: int = 0
+    tpm: int = 0
+    budget_usd: float | None = None
+
+    @property
+    def tenant(self) -> str:
+        return "k-" + self.key_id
+
+    @property
+    def live(self) -> bool:
+        return self.revoked_at is None
+
+
+class KeyExists(StoreError):
+    """A live key already has that name."""
+
+
+class KeyStore(Protocol):
+    """Client keys and what each tenant spent, in dollars (requests and sleep-time work)."""
+
+    def create_key(self, key: ApiKey) -> ApiKey:
+        """KeyExists when a live key has the same name."""
+        ...
+
+    def list_keys(self) -> list[ApiKey]:
+        """Live and revoked, oldest first."""
+        ...
+
+    def revoke_key(self, name: str) -> ApiKey | None:
+        """The revoked key; None when no live key has that name."""
+        ...
+
+    def key_by_hash(self, key_hash: str) -> ApiKey | None:
+        """Revoked keys too: the caller tells "revoked" from "unknown"."""
+        ...
+
+    def add_sleep_spend(self, tenant: str, usd: float) -> None: ...
+
+    def spend_by_tenant(self) -> dict[str, float]:
+        """Dollars per tenant since the start: its requests' cost_usd plus its sleep spend."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -107,7 +165,7 @@ class LearnedRecord:
     truncated_passes: int = 0
 
 
-class Store(Protocol):
+class Store(KeyStore, Protocol):
     """Thread-safe: the proxy reads on its event loop and writes from a background thread."""
 
     def add_records(self, records: Sequence[RequestRecord]) -> None: ...
@@ -185,6 +243,8 @@ class Aggregates:
     completion_tokens: int = 0
     cached_tokens: int = 0
     cost: float = 0.0
+    spend_usd: float = 0.0  # requests' dollars
+    sleep_spend_usd: float = 0.0  # sleep-time work's dollars, charged within the marks' times
     latency_p50_ms: float | None = None
     latency_p95_ms: float | None = None
     feedback_by_route: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # (n, correct)
@@ -203,6 +263,8 @@ class Aggregates:
             completion_tokens=self.completion_tokens + later.completion_tokens,
             cached_tokens=self.cached_tokens + later.cached_tokens,
             cost=self.cost + later.cost,
+            spend_usd=self.spend_usd + later.spend_usd,
+            sleep_spend_usd=self.sleep_spend_usd + later.sleep_spend_usd,
             feedback_by_route=_added_pairs(self.feedback_by_route, later.feedback_by_route),
             sleep_done=self.sleep_done + later.sleep_done,
             sleep_failed=self.sleep_failed + later.sleep_failed,

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from router.store.base import RequestRecord, Store
+from router.store.files import private_dir
 
 log = logging.getLogger("sleeptime.store")
 SEGMENT = ".jsonl"
@@ -75,7 +76,7 @@ class RecordJournal:
         self._names = itertools.count()
 
     def open(self) -> RecordJournal:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)  # segments are 0600 in a 0700 directory
         self._fd, self._path = self._new_segment()
         return self
 

@@ -7,7 +7,9 @@ spinning on SQLITE_BUSY. `synchronous=NORMAL` is WAL's durable-on-checkpoint
 mode: a power cut may lose the last transactions, never corrupt the file.
 
 The schema is versioned in the `meta` table; a file written by a newer version
-of this code is refused rather than misread.
+of this code is refused rather than misread. Client keys and spend are in
+`sqlite_keys`, report queries in `sqlite_reports`. The file, its -wal and -shm are
+0600 (`files.make_private`): they hold tenants' contexts, answers and spend.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from router.store import sqlite_keys, sqlite_reports
 from router.store.base import (
     Aggregates,
     ContextRecord,
@@ -31,9 +34,11 @@ from router.store.base import (
     Source,
     StoreError,
 )
+from router.store.files import make_private
+from router.store.sqlite_keys import SqliteKeys
 from router.store.sqlite_reports import window_aggregates
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS requests (
@@ -41,7 +46,7 @@ CREATE TABLE IF NOT EXISTS requests (
     status INTEGER NOT NULL, context_id TEXT, context_version INTEGER, rung TEXT, model TEXT,
     prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
     cached_tokens INTEGER NOT NULL, latency_ms REAL NOT NULL, cost REAL NOT NULL, error_code TEXT,
-    PRIMARY KEY (tenant, request_id));
+    cost_usd REAL NOT NULL DEFAULT 0, PRIMARY KEY (tenant, request_id));
 CREATE TABLE IF NOT EXISTS contexts (
     tenant TEXT NOT NULL, context_id TEXT NOT NULL, version INTEGER NOT NULL, text TEXT NOT NULL,
     source TEXT NOT NULL, seen INTEGER NOT NULL, sleep_status TEXT, learned TEXT,
@@ -62,6 +67,7 @@ CREATE TABLE IF NOT EXISTS feedback (
 _UPGRADES = {
     1: "ALTER TABLE contexts ADD COLUMN expected_queries REAL",
     2: "ALTER TABLE contexts ADD COLUMN truncated_passes INTEGER NOT NULL DEFAULT 0",
+    3: "ALTER TABLE requests ADD COLUMN cost_usd REAL NOT NULL DEFAULT 0",  # keys: new tables
 }
 _RECORD_COLUMNS = ", ".join(f.name for f in dataclasses.fields(RequestRecord))
 _CONTEXT_COLUMNS = ", ".join(f.name for f in dataclasses.fields(ContextRecord))
@@ -70,7 +76,7 @@ _ANY_QUEUED = "SELECT 1 FROM sleep_jobs WHERE status = 'queued' LIMIT 1"
 _MARK = "SELECT (SELECT MAX(rowid) FROM requests), (SELECT MAX(rowid) FROM feedback)"
 
 
-class SqliteStore:
+class SqliteStore(SqliteKeys):
     def __init__(self, path: Path | str, *, timeout_s: float = 10.0) -> None:
         self.path = Path(path)
         self._timeout_s = timeout_s
@@ -78,6 +84,7 @@ class SqliteStore:
         self._connections: list[sqlite3.Connection] = []
         self._write_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private(self.path)
         self._migrate()
 
     # Requests and feedback.
@@ -231,24 +238,12 @@ class SqliteStore:
             return window_aggregates(db, start, end)
 
     def labeled_requests(self, tenant: str | None = None) -> list[tuple[RequestRecord, bool]]:
-        columns = ", ".join(f"r.{name}" for name in _RECORD_COLUMNS.split(", "))
-        sql = (
-            f"SELECT {columns}, f.correct FROM requests r JOIN feedback f"
-            " ON f.tenant = r.tenant AND f.request_id = r.request_id"
-            " WHERE ? IS NULL OR r.tenant = ? ORDER BY r.time, r.request_id"
-        )
-        rows = self._read().execute(sql, (tenant, tenant))
-        return [(RequestRecord(*row[:-1]), bool(row[-1])) for row in rows]
+        return sqlite_reports.labeled_requests(self._read(), tenant)
 
     def request_counts(
         self, tenant: str | None = None
     ) -> dict[tuple[str, str | None, int | None], int]:
-        sql = (
-            "SELECT tenant, context_id, context_version, COUNT(*) FROM requests"
-            " WHERE ? IS NULL OR tenant = ? GROUP BY tenant, context_id, context_version"
-        )
-        rows = self._read().execute(sql, (tenant, tenant))
-        return {(tenant, context, version): n for tenant, context, version, n in rows}
+        return sqlite_reports.request_counts(self._read(), tenant)
 
     # Housekeeping.
 
@@ -312,7 +307,7 @@ class SqliteStore:
     def _migrate(self) -> None:
         """Idempotent: every statement is CREATE ... IF NOT EXISTS, safe to race another process."""
         try:
-            self._read().executescript(SCHEMA)
+            self._read().executescript(SCHEMA + sqlite_keys.SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} is not a usable sleeptime store: {exc}") from exc
         with self._write() as db:
@@ -326,7 +321,7 @@ class SqliteStore:
                     f"{SCHEMA_VERSION}: upgrade sleeptime or use another --db"
                 )
             for step in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
-                db.execute(_UPGRADES[step])
+                _upgrade(db, _UPGRADES[step])
                 db.execute(
                     "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(step + 1),)
                 )
@@ -335,6 +330,15 @@ class SqliteStore:
     def _schema_version(db: sqlite3.Connection) -> int | None:
         row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return int(row[0]) if row else None
+
+
+def _upgrade(db: sqlite3.Connection, statement: str) -> None:
+    """A table created by this version's SCHEMA already has the column a step adds."""
+    try:
+        db.execute(statement)
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):
+            raise
 
 
 def _exists(db: sqlite3.Connection, table: str, tenant: str, request_id: str) -> bool:

@@ -6,11 +6,13 @@ a new rowid), so a window is a rowid range, read without scanning the whole tabl
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 
-from router.store.base import Aggregates, Mark
+from router.store.base import Aggregates, Mark, RequestRecord
 
 _IN_RANGE = "FROM requests WHERE rowid > ? AND rowid <= ?"
+_RECORD_COLUMNS = ", ".join(f"r.{f.name}" for f in dataclasses.fields(RequestRecord))
 
 
 def window_aggregates(db: sqlite3.Connection, start: Mark, end: Mark) -> Aggregates:
@@ -24,19 +26,21 @@ def window_aggregates(db: sqlite3.Connection, start: Mark, end: Mark) -> Aggrega
         **_latencies(db, rows),
         feedback_by_route=_feedback(db, (start.feedback, end.feedback)),
         **_sleep_work(db, start.time, end.time),
+        sleep_spend_usd=_sleep_spend(db, start.time, end.time),
     )
 
 
 def _request_totals(db: sqlite3.Connection, rows: tuple[int, int]) -> dict[str, int | float]:
     row = db.execute(
         "SELECT COUNT(*), COUNT(DISTINCT tenant), TOTAL(prompt_tokens), TOTAL(completion_tokens),"
-        f" TOTAL(cached_tokens), TOTAL(cost) {_IN_RANGE}",
+        f" TOTAL(cached_tokens), TOTAL(cost), TOTAL(cost_usd) {_IN_RANGE}",
         rows,
     ).fetchone()
     names = ("requests", "tenants", "prompt_tokens", "completion_tokens", "cached_tokens")
     return {
         **{name: int(value) for name, value in zip(names, row[:5], strict=True)},
         "cost": row[5],
+        "spend_usd": row[6],
     }
 
 
@@ -78,3 +82,32 @@ def _sleep_work(db: sqlite3.Connection, since: float, until: float) -> dict[str,
     found = {status: (n, int(tokens)) for status, n, tokens in db.execute(sql, (since, until))}
     done, failed = found.get("done", (0, 0)), found.get("failed", (0, 0))
     return {"sleep_done": done[0], "sleep_failed": failed[0], "sleep_tokens": done[1]}
+
+
+def labeled_requests(
+    db: sqlite3.Connection, tenant: str | None
+) -> list[tuple[RequestRecord, bool]]:
+    sql = (
+        f"SELECT {_RECORD_COLUMNS}, f.correct FROM requests r JOIN feedback f"
+        " ON f.tenant = r.tenant AND f.request_id = r.request_id"
+        " WHERE ? IS NULL OR r.tenant = ? ORDER BY r.time, r.request_id"
+    )
+    rows = db.execute(sql, (tenant, tenant))
+    return [(RequestRecord(*row[:-1]), bool(row[-1])) for row in rows]
+
+
+def request_counts(
+    db: sqlite3.Connection, tenant: str | None
+) -> dict[tuple[str, str | None, int | None], int]:
+    sql = (
+        "SELECT tenant, context_id, context_version, COUNT(*) FROM requests"
+        " WHERE ? IS NULL OR tenant = ? GROUP BY tenant, context_id, context_version"
+    )
+    rows = db.execute(sql, (tenant, tenant))
+    return {(tenant, context, version): n for tenant, context, version, n in rows}
+
+
+def _sleep_spend(db: sqlite3.Connection, since: float, until: float) -> float:
+    """Charged when a job ended: the window that counts the job counts its dollars."""
+    sql = "SELECT TOTAL(usd) FROM sleep_spend WHERE time > ? AND time <= ?"
+    return float(db.execute(sql, (since, until)).fetchone()[0])

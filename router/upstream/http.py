@@ -18,8 +18,15 @@ errors become `retry.transport_error` (TimeoutError: 504, any other
 aiohttp.ClientError or OSError: 502, both retried), statuses go through
 `retry.status_error`, and a body that is not a JSON object is UpstreamBadResponse.
 
+Every call has one deadline (`deadline=`, a `time.monotonic()` reading; None: now +
+`timeout_s`) for all its tries and waits: each try runs under `asyncio.timeout` of
+the time left (`retry.Budget`), so a hung upstream is asked once, not once per retry.
+A caller that is cancelled (its client left) cancels the try in flight, and aiohttp
+then closes that connection, which is how the upstream learns nobody waits.
+
 Streams are retried only until their first SSE event has arrived, that is
-before the proxy relays a single byte. After that an error cannot become an
+before the proxy relays a single byte; the deadline bounds that wait, and after
+it each stall is bounded by `timeout_s`. After that an error cannot become an
 HTTP status any more: `UpstreamStream.events()` raises UpstreamTimeout (a stall
 past the read timeout) or UpstreamBadResponse (a cut), and the proxy's relay
 ends the client's stream with an SSE error event and `data: [DONE]`.
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -36,11 +44,20 @@ from typing import Any, TypeVar
 import aiohttp
 import yarl
 
-from router.errors import UpstreamBadResponse, UpstreamError, UpstreamServerError, UpstreamTimeout
+from router.errors import (
+    UpstreamBadResponse,
+    UpstreamConnectionError,
+    UpstreamError,
+    UpstreamServerError,
+    UpstreamTimeout,
+)
 from router.upstream.retry import (
     DEFAULT_RETRY,
+    Budget,
     RetryPolicy,
+    connection_failure,
     retry_after_s,
+    seconds,
     status_error,
     transport_error,
 )
@@ -84,6 +101,7 @@ class Forwarder:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
         self.retry = retry
         self.max_connections = max_connections
         self._sleep = sleep
@@ -97,15 +115,19 @@ class Forwarder:
         self._session: aiohttp.ClientSession | None = None
         self._urls: dict[str, yarl.URL] = {}
 
-    async def post(self, path: str, body: bytes) -> Forwarded:
-        return await self._with_retries(lambda: self._json("POST", path, body))
+    async def post(self, path: str, body: bytes, *, deadline: float | None = None) -> Forwarded:
+        """`deadline`: a `time.monotonic()` reading that bounds every try and wait together."""
+        return await self._with_retries(lambda: self._json("POST", path, body), deadline)
 
-    async def get(self, path: str) -> Forwarded:
-        return await self._with_retries(lambda: self._json("GET", path, None))
+    async def get(self, path: str, *, deadline: float | None = None) -> Forwarded:
+        return await self._with_retries(lambda: self._json("GET", path, None), deadline)
 
-    async def open_stream(self, path: str, body: bytes) -> UpstreamStream:
-        """Returns once the first event has arrived; close the stream to release the connection."""
-        return await self._with_retries(lambda: self._stream(path, body))
+    async def open_stream(
+        self, path: str, body: bytes, *, deadline: float | None = None
+    ) -> UpstreamStream:
+        """Returns once the first event has arrived, by the deadline; close the stream to
+        release the connection."""
+        return await self._with_retries(lambda: self._stream(path, body), deadline)
 
     async def models(self) -> list[str]:
         data = (await self.get("/models")).data.get("data")
@@ -138,7 +160,7 @@ class Forwarder:
             async with self._open().request(method, self._url(path), data=body) as response:
                 content = await response.read()
         except _NETWORK as exc:
-            raise _Attempt(_network_error(exc)) from exc
+            raise _Attempt(self._network_error(exc)) from exc
         if response.status >= 300:
             raise _status_error(response.status, response.headers, content)
         return Forwarded(response.status, content, _json_object(content))
@@ -147,37 +169,49 @@ class Forwarder:
         try:
             response = await self._open().post(self._url(path), data=body)
         except _NETWORK as exc:
-            raise _Attempt(_network_error(exc)) from exc
+            raise _Attempt(self._network_error(exc)) from exc
         try:
             if response.status >= 300:
                 raise _status_error(
                     response.status, response.headers, await _read_quietly(response)
                 )
-            stream = UpstreamStream(response)
+            stream = UpstreamStream(response, self.timeout_s)
             await stream.prime()
             return stream
         except BaseException:
             response.close()
             raise
 
-    async def _with_retries(self, call: Callable[[], Awaitable[T]]) -> T:
-        attempt = 0
+    async def _with_retries(self, call: Callable[[], Awaitable[T]], deadline: float | None) -> T:
+        if deadline is None:
+            deadline = time.monotonic() + self.timeout_s
+        budget = Budget(self.retry, deadline)
         while True:
+            left = budget.left_s()
+            if left <= 0:
+                raise budget.timed_out()
             try:
-                return await call()
+                async with asyncio.timeout(left):
+                    return await call()
             except _Attempt as failed:
-                wait = self.retry.wait_s(attempt, failed.error, failed.retry_after)
-                if wait is None:
-                    raise failed.error from failed.__cause__
+                error, retry_after, cause = failed.error, failed.retry_after, failed.__cause__
+            except TimeoutError as exc:  # the deadline's, not aiohttp's (that is an _Attempt)
+                error, retry_after, cause = budget.timed_out(), None, exc
+            wait = budget.wait_s(error, retry_after)
+            if wait is None:
+                raise error from cause
             await self._sleep(wait)
-            attempt += 1
+
+    def _network_error(self, exc: BaseException) -> UpstreamError:
+        return _network_error(exc, self.timeout_s)
 
 
 class UpstreamStream:
     """An SSE response split into whole events (each ends with a blank line)."""
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, stall_s: float | None = None) -> None:
         self.response = response
+        self.stall_s = stall_s  # the read timeout, for the message of a stall
         self.events_read = 0
         self._chunks = response.content.iter_any()
         self._buffer = b""
@@ -192,7 +226,7 @@ class UpstreamStream:
                     raise _Attempt(self._no_events())
                 self._ready = self._split(chunk)
         except _NETWORK as exc:
-            raise _Attempt(_network_error(exc)) from exc
+            raise _Attempt(_network_error(exc, self.stall_s)) from exc
 
     async def events(self) -> AsyncIterator[bytes]:
         ready, self._ready = self._ready, []
@@ -203,10 +237,12 @@ class UpstreamStream:
                 for event in self._split(chunk):
                     yield self._count(event)
         except TimeoutError as exc:
-            raise UpstreamTimeout("upstream stalled in the middle of a stream") from exc
+            stalled = f" for {seconds(self.stall_s)} s" if self.stall_s is not None else ""
+            message = f"the upstream stalled{stalled} in the middle of a stream"
+            raise UpstreamTimeout(message) from exc
         except _NETWORK as exc:
-            message = f"upstream stream cut after {self.events_read} events: {exc!r}"
-            raise UpstreamBadResponse(message) from exc
+            message = f"the upstream stream was cut after {self.events_read} events"
+            raise UpstreamBadResponse(f"{message} ({_cut_reason(exc)})") from exc
         if self._buffer.strip() == DONE_EVENT.strip():  # a last event without its blank line
             yield self._count(DONE_EVENT)
 
@@ -237,11 +273,20 @@ class UpstreamStream:
             error = None
         if isinstance(error, dict) and isinstance(error.get("message"), str):
             return UpstreamServerError(f"upstream stream failed: {error['message']}")
-        return UpstreamBadResponse(f"upstream sent no stream events: {body[:200]!r}")
+        text = body[:200].decode("utf-8", "replace") or "an empty body"
+        return UpstreamBadResponse(f"the upstream sent no stream events, but: {text}")
 
 
-def _network_error(exc: BaseException) -> UpstreamError:
-    return transport_error(exc, timed_out=isinstance(exc, TimeoutError))
+def _network_error(exc: BaseException, timeout_s: float | None) -> UpstreamError:
+    if isinstance(exc, aiohttp.ServerDisconnectedError):  # no OS error underneath to name it
+        return UpstreamConnectionError("the upstream closed the connection without an answer")
+    return transport_error(exc, timed_out=isinstance(exc, TimeoutError), within_s=timeout_s)
+
+
+def _cut_reason(exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "its chunked body ended early"
+    return connection_failure(exc)
 
 
 def _status_error(status: int, headers: Mapping[str, str], content: bytes) -> _Attempt:
@@ -253,9 +298,11 @@ def _json_object(content: bytes) -> dict[str, Any]:
     try:
         data = json.loads(content)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-        raise _Attempt(UpstreamBadResponse(f"upstream sent an invalid body: {exc}")) from exc
+        start = content[:200].decode("utf-8", "replace").strip() or "an empty body"
+        message = f"the upstream answered with a body that is not JSON: {start}"
+        raise _Attempt(UpstreamBadResponse(message)) from exc
     if not isinstance(data, dict):
-        raise _Attempt(UpstreamBadResponse("upstream sent JSON that is not an object"))
+        raise _Attempt(UpstreamBadResponse("the upstream answered with JSON that is not an object"))
     return data
 
 

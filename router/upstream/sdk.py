@@ -6,7 +6,8 @@ sleep-time worker, `collect` and the offline LLM cache use it; the proxy's hot
 path uses `http.Forwarder` instead (raw bytes, no parsing into objects).
 
 Retries are ours, not the SDK's (`max_retries=0`), so there is one loop and it
-follows `retry.RetryPolicy`; the injected `sleep` lets tests assert the delays
+follows `retry.RetryPolicy` within one deadline per call (`retry.Budget`: each try's
+timeout is the time left); the injected `sleep` lets tests assert the delays
 without waiting. Every SDK exception is translated here, once, through the
 shared table in `retry`, plus what only a parsing client can meet:
 
@@ -30,6 +31,7 @@ import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any, Self, TypeVar
 
 import openai
@@ -39,6 +41,7 @@ from router.errors import (
     UpstreamConnectionError,
     UpstreamError,
     UpstreamServerError,
+    UpstreamTimeout,
 )
 from router.upstream.results import (
     ChatResult,
@@ -49,6 +52,7 @@ from router.upstream.results import (
 )
 from router.upstream.retry import (
     DEFAULT_RETRY,
+    Budget,
     RetryPolicy,
     retry_after_s,
     status_error,
@@ -74,26 +78,36 @@ class OpenAIBackend:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base_url = base_url
+        self.timeout_s = timeout_s
         self.retry = retry
         self._sleep = sleep
         self._client = openai.OpenAI(
             base_url=base_url, api_key=api_key or NO_KEY, timeout=timeout_s, max_retries=0
         )
 
-    def chat(self, messages: list[dict], *, model: str, **params: Any) -> ChatResult:
+    def chat(
+        self, messages: list[dict], *, model: str, deadline: float | None = None, **params: Any
+    ) -> ChatResult:
+        """`deadline`: a `time.monotonic()` reading that bounds every try and wait together."""
         kwargs = _request(messages, model, params, stream=False)
         started = time.monotonic()
-        completion = self._with_retries(lambda: self._client.chat.completions.create(**kwargs))
+        create = partial(self._client.chat.completions.create, **kwargs)
+        completion = self._with_retries(lambda left: create(timeout=left), deadline)
         return _chat_result(completion, messages, model, time.monotonic() - started)
 
-    def stream(self, messages: list[dict], *, model: str, **params: Any) -> Iterator[StreamDelta]:
-        """Iterate it to the end or close() it: that is what gives the connection back."""
+    def stream(
+        self, messages: list[dict], *, model: str, deadline: float | None = None, **params: Any
+    ) -> Iterator[StreamDelta]:
+        """Iterate it to the end or close() it: that is what gives the connection back. The
+        deadline bounds the wait for the first chunk; a later stall, what was left of it then."""
         kwargs = _request(messages, model, params, stream=True)
-        sdk_stream, chunks = self._with_retries(lambda: self._open_stream(kwargs))
+        sdk_stream, chunks = self._with_retries(
+            lambda left: self._open_stream(kwargs, left), deadline
+        )
         return _relay(sdk_stream, chunks, messages)
 
     def models(self) -> list[str]:
-        page = self._with_retries(self._client.models.list)
+        page = self._with_retries(lambda left: self._client.models.list(timeout=left), None)
         data = getattr(page, "data", None)
         if not isinstance(data, list):
             raise UpstreamBadResponse("upstream model list has no data")
@@ -108,9 +122,11 @@ class OpenAIBackend:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _open_stream(self, kwargs: dict[str, Any]) -> tuple[openai.Stream[Any], Iterator[Any]]:
+    def _open_stream(
+        self, kwargs: dict[str, Any], left_s: float
+    ) -> tuple[openai.Stream[Any], Iterator[Any]]:
         """Reads the first chunk too, so a stream that fails at once is retried like a call."""
-        sdk_stream = self._client.chat.completions.create(**kwargs)
+        sdk_stream = self._client.chat.completions.create(**kwargs, timeout=left_s)
         chunks = iter(sdk_stream)
         try:
             first = list(itertools.islice(chunks, 1))
@@ -119,18 +135,23 @@ class OpenAIBackend:
             raise
         return sdk_stream, itertools.chain(first, chunks)
 
-    def _with_retries(self, call: Callable[[], T]) -> T:
-        attempt = 0
+    def _with_retries(self, call: Callable[[float], T], deadline: float | None) -> T:
+        """`call(seconds left)` is one try; it must give up when they have passed."""
+        if deadline is None:
+            deadline = time.monotonic() + self.timeout_s
+        budget = Budget(self.retry, deadline)
         while True:
+            left = budget.left_s()
+            if left <= 0:
+                raise budget.timed_out()
             try:
-                return call()
+                return call(left)
             except _SDK_ERRORS as exc:
-                error = _translate(exc)
-                wait = self.retry.wait_s(attempt, error, _retry_after(exc))
+                error = _translate(exc, budget.total_s)
+                wait = budget.wait_s(error, _retry_after(exc))
                 if wait is None:
                     raise error from exc
             self._sleep(wait)
-            attempt += 1
 
 
 def _request(
@@ -150,18 +171,18 @@ def _request(
     return kwargs
 
 
-def _translate(exc: Exception) -> UpstreamError:
+def _translate(exc: Exception, within_s: float | None = None) -> UpstreamError:
     if isinstance(exc, openai.APITimeoutError):  # before its base class, APIConnectionError
-        return transport_error(exc.__cause__ or exc, timed_out=True)
+        return transport_error(exc.__cause__ or exc, timed_out=True, within_s=within_s)
     if isinstance(exc, openai.APIConnectionError):
         return transport_error(exc.__cause__ or exc, timed_out=False)
     if isinstance(exc, openai.APIStatusError):
         return status_error(exc.status_code, _content(exc), _retry_after(exc))
     if isinstance(exc, (openai.APIResponseValidationError, *_BODY_ERRORS)):
-        return UpstreamBadResponse(f"upstream sent an invalid body: {exc}")
+        return UpstreamBadResponse(f"the upstream sent an invalid body: {exc}")
     if isinstance(exc, openai.APIError):
-        return UpstreamServerError(f"upstream reported an error: {exc.message}")
-    return UpstreamError(f"upstream call failed: {exc}")
+        return UpstreamServerError(f"the upstream reported an error: {exc.message}")
+    return UpstreamError(f"the upstream call failed: {exc}")
 
 
 def _content(exc: openai.APIStatusError) -> bytes:
@@ -228,10 +249,13 @@ def _guarded(chunks: Iterator[Any], pieces: list[str]) -> Iterator[Any]:
     """Past the first chunk a broken connection means a half answer, so it is a bad response."""
     try:
         yield from chunks
+    except openai.APITimeoutError as exc:
+        message = f"the upstream stalled after {len(pieces)} deltas in the middle of a stream"
+        raise UpstreamTimeout(message) from exc
     except _SDK_ERRORS as exc:
         error = _translate(exc)
         if isinstance(error, UpstreamConnectionError):
-            error = UpstreamBadResponse(f"stream cut after {len(pieces)} deltas: {error}")
+            error = UpstreamBadResponse(f"the stream was cut after {len(pieces)} deltas ({error})")
         raise error from exc
 
 

@@ -25,14 +25,15 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
-Ending = Literal["done", "eof", "cut", "stall"]
+Ending = Literal["done", "end", "eof", "cut", "stall"]
 
 
 @dataclass(frozen=True)
 class Reply:
     """One scripted answer. `events` switches to an SSE stream; `ending` says how it stops.
 
-    ending: "done" sends `data: [DONE]` and a proper end; "eof" closes the connection
+    ending: "done" sends `data: [DONE]` and a proper end; "end" a proper end without
+    `[DONE]` (how Responses API streams end); "eof" closes the connection
     cleanly without [DONE]; "cut" drops the connection in the middle of the chunked
     body; "stall" stops sending and holds the connection open for `stall_s`.
     """
@@ -237,10 +238,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _finish_stream(self, reply: Reply, chunked: bool) -> None:
         if reply.ending == "done":
             self._write(b"data: [DONE]\n\n", chunked)
+        if reply.ending in ("done", "end"):
             self.wfile.write(b"0\r\n\r\n")
         elif reply.ending == "stall":
             self.server.fake._stopping.wait(reply.stall_s)
-        self.close_connection = reply.ending != "done"
+        self.close_connection = reply.ending not in ("done", "end")
 
     def _write(self, data: bytes, chunked: bool) -> None:
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
@@ -250,13 +252,15 @@ class _Handler(BaseHTTPRequestHandler):
 class FakeUpstream:
     """A live fake upstream; `url` ends in /v1 like the base URL of a real one."""
 
-    def __init__(self, fallback: Reply | Callable[[Recorded], Reply] | None = None) -> None:
+    def __init__(
+        self, fallback: Reply | Callable[[Recorded], Reply] | None = None, *, port: int = 0
+    ) -> None:
         self.fallback = fallback
         self.requests: list[Recorded] = []
         self._replies: queue.SimpleQueue[Reply] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.fake = self
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.01,), daemon=True

@@ -201,3 +201,18 @@ def test_records_outlive_kill_9(tmp_path: Path, store: SqliteStore) -> None:
     assert done.returncode == -signal.SIGKILL, done.stderr
     assert RecordJournal(directory).recover(store) == Drained(segments=1, records=50)
     assert stored(store, 50) == [record(n) for n in range(50)]
+
+
+def test_journal_is_private_and_an_open_directory_is_tightened(tmp_path: Path) -> None:
+    """Records name tenants and contexts: the directory is 0700, each segment 0600."""
+    directory = tmp_path / "loose"
+    directory.mkdir(mode=0o755)
+    os.chmod(directory, 0o755)
+    journal = RecordJournal(directory).open()
+    journal.append(record(1, cost_usd=0.5))
+    assert directory.stat().st_mode & 0o777 == 0o700
+    segments = list(directory.iterdir())
+    assert segments and {path.stat().st_mode & 0o777 for path in segments} == {0o600}
+    records, _ = decode(b"".join(path.read_bytes() for path in segments))
+    assert records == [record(1, cost_usd=0.5)]  # the dollar cost survives the journal
+    journal.close()

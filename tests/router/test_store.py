@@ -6,6 +6,7 @@ that opens it and `reopen` that opens it again as a restarted process would.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from router.store import (
     Store,
     StoreError,
 )
+from router.store.base import ApiKey, KeyExists
 from router.store.sqlite import SCHEMA_VERSION
 
 
@@ -170,6 +172,31 @@ class StoreContract:
         assert self.store.get_feedback("t1", "r1") is False
         assert self.store.get_feedback("t2", "r1") is None
 
+    def test_keys_are_created_found_by_hash_listed_and_revoked_by_name(self) -> None:
+        key = api_key("k1", "alice", rpm=5, budget_usd=2.5)
+        assert self.store.create_key(key) == key
+        assert self.store.key_by_hash("hash-k1") == key
+        assert self.store.key_by_hash("hash-nope") is None
+        with pytest.raises(KeyExists):
+            self.store.create_key(api_key("k2", "alice"))
+        revoked = self.store.revoke_key("alice")
+        assert revoked is not None and revoked.revoked_at is not None and not revoked.live
+        assert self.store.revoke_key("alice") is None  # no live key of that name any more
+        assert self.store.key_by_hash("hash-k1") == revoked  # revoked, not unknown
+        self.store.create_key(api_key("k3", "alice"))  # a revoked name can be given again
+        assert [(k.key_id, k.live) for k in self.store.list_keys()] == [
+            ("k1", False),
+            ("k3", True),
+        ]
+
+    def test_spend_sums_requests_and_sleep_per_tenant(self) -> None:
+        self.store.add_records([record("r1", cost_usd=0.25), record("r2", cost_usd=0.5)])
+        self.store.add_records([record("r1", tenant="t2")])
+        self.store.add_sleep_spend("t1", 0.125)
+        self.store.add_sleep_spend("t3", 1.0)
+        assert self.store.spend_by_tenant() == {"t1": 0.875, "t3": 1.0}
+        assert self.store.get_record("t1", "r2").cost_usd == 0.5  # type: ignore[union-attr]
+
     def test_integrity(self) -> None:
         assert self.store.integrity_problems() == []
 
@@ -234,6 +261,46 @@ class TestSqliteStore(StoreContract):
         junk.write_bytes(b"this is not sqlite" * 100)
         with pytest.raises(StoreError):
             SqliteStore(junk)
+
+
+    def test_store_files_are_private(self, tmp_path: Path) -> None:
+        """The database, its -wal and -shm are 0600, whatever the umask."""
+        old_mask = os.umask(0o022)
+        try:
+            store = SqliteStore(tmp_path / "fresh.sqlite")
+            store.add_records([record("r1")])
+            paths = [tmp_path / f"fresh.sqlite{end}" for end in ("", "-wal", "-shm")]
+            assert {oct(path.stat().st_mode & 0o777) for path in paths} == {"0o600"}
+            store.close()
+        finally:
+            os.umask(old_mask)
+
+    def test_an_existing_readable_store_is_tightened(self, tmp_path: Path) -> None:
+        self.store.close()
+        for end in ("", "-wal", "-shm"):
+            if Path(f"{self.path}{end}").exists():
+                os.chmod(f"{self.path}{end}", 0o644)
+        SqliteStore(self.path).close()
+        assert self.path.stat().st_mode & 0o777 == 0o600
+
+    def test_a_version_3_store_gains_cost_usd_and_keys(self, tmp_path: Path) -> None:
+        old = tmp_path / "v3.sqlite"
+        SqliteStore(old).close()
+        with sqlite3.connect(old) as db:  # back to version 3: no cost_usd, no key tables
+            db.execute("ALTER TABLE requests DROP COLUMN cost_usd")
+            db.execute("DROP TABLE api_keys")
+            db.execute("UPDATE meta SET value = '3'")
+        store = SqliteStore(old)
+        store.add_records([record("r1", cost_usd=0.5)])
+        store.create_key(api_key("k1", "alice"))
+        assert store.spend_by_tenant() == {"t1": 0.5}
+        assert store.integrity_problems() == []
+        store.close()
+
+
+def api_key(key_id: str, name: str, **fields: object) -> ApiKey:
+    values: dict = {"key_hash": f"hash-{key_id}", "prefix": "sk-abcd…", "created": 1.0, **fields}
+    return ApiKey(key_id=key_id, name=name, **values)
 
 
 class TestBackgroundWriter:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -17,9 +19,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from router.apikeys import mint
 from router.local_server import free_port
+from router.store import SqliteStore
 from training.bench.fake_upstream import DELAY, content_length
 
+# Every proxied request carries a client key, checked as in production: a master key is set
+# and the keys are created in the proxy's store first, with limits that never bind.
+KEYS = 4
+KEY_LIMITS = {"rpm": 10**9, "tpm": 10**12}
 MESSAGES = [
     {"role": "system", "content": "You are a helpful assistant. Answer in one short sentence."},
     {"role": "user", "content": "What is the capital of France?"},
@@ -69,9 +77,11 @@ class Samples:
 
 
 @contextlib.contextmanager
-def run_process(command: list[str], log: Path, ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
+def run_process(
+    command: list[str], log: Path, ready_url: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         _wait_ready(process, ready_url, log)
         yield process
@@ -108,6 +118,20 @@ class Processes:
     upstream_port: int
     proxy_port: int
     proxy_pid: int
+    keys: tuple[str, ...]  # client keys the proxy knows
+    master_key: str  # for /metrics
+
+
+def client_keys(database: Path, count: int = KEYS) -> tuple[str, ...]:
+    """As `sleeptime keys create` makes them, in the store the proxy will open."""
+    store = SqliteStore(database)
+    try:
+        made = [mint(f"bench-{i}", **KEY_LIMITS) for i in range(count)]
+        for _, record in made:
+            store.create_key(record)
+    finally:
+        store.close()
+    return tuple(key for key, _ in made)
 
 
 @contextlib.contextmanager
@@ -118,10 +142,12 @@ def proxy_before_upstream(upstream_ms: float, prefix: str) -> Iterator[Processes
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         folder = Path(tmp)
         upstream, proxy = commands(folder, upstream_port, proxy_port, upstream_ms)
+        keys, master = client_keys(folder / "bench.sqlite"), "sk-" + secrets.token_urlsafe(32)
+        env = {**os.environ, "SLEEPTIME_MASTER_KEY": master}
         up_ready = f"http://127.0.0.1:{upstream_port}/v1/models"
         proxy_ready = f"http://127.0.0.1:{proxy_port}/health"
         with (
             run_process(upstream, folder / "upstream.log", up_ready),
-            run_process(proxy, folder / "proxy.log", proxy_ready) as process,
+            run_process(proxy, folder / "proxy.log", proxy_ready, env) as process,
         ):
-            yield Processes(upstream_port, proxy_port, process.pid)
+            yield Processes(upstream_port, proxy_port, process.pid, keys, master)

@@ -43,10 +43,15 @@ DEFAULT_UPSTREAM_MS = 50.0
 
 
 async def _round(
-    port: int, concurrency: int, requests: int, into: Samples, spread_s: float = 0.0
+    port: int,
+    concurrency: int,
+    requests: int,
+    into: Samples,
+    spread_s: float = 0.0,
+    key: str = "sk-bench",
 ) -> None:
     clients = [await Client.open(port) for _ in range(concurrency)]
-    request, remaining = chat_request(port), [requests]
+    request, remaining = chat_request(port, key=key), [requests]
 
     async def user(client: Client) -> None:
         await asyncio.sleep(random.uniform(0.0, spread_s))
@@ -103,18 +108,18 @@ def _side(samples: Samples) -> Side:
 
 
 async def _level(
-    ports: dict[str, int], proxy_pid: int, concurrency: int, args: argparse.Namespace
+    ports: dict[str, int], proxy_pid: int, concurrency: int, args: argparse.Namespace, key: str
 ) -> Level:
     """Warm both, then alternate direct and proxied rounds so drift hits both alike."""
     requests = _requests_at(concurrency, args.requests)
     spread_s = 0.0 if args.lockstep else args.upstream_ms / 1000.0
     for port in ports.values():
-        await _round(port, concurrency, 20 * concurrency, Samples([], []), spread_s)
+        await _round(port, concurrency, 20 * concurrency, Samples([], []), spread_s, key)
     got = {name: Samples([], []) for name in ports}
     for _ in range(args.rounds):
         for name, port in ports.items():
             before = _cpu_seconds(proxy_pid)
-            await _round(port, concurrency, requests // args.rounds, got[name], spread_s)
+            await _round(port, concurrency, requests // args.rounds, got[name], spread_s, key)
             got[name].cpu_s += _cpu_seconds(proxy_pid) - before  # only the proxy's is used
     proxy = got["proxy"]
     cpu = proxy.cpu_s / len(proxy.latencies) * 1e6 if proxy.cpu_s else None
@@ -142,17 +147,18 @@ def _run(args: argparse.Namespace) -> list[Level]:
     levels = [int(c) for c in args.concurrency.split(",")]
     with proxy_before_upstream(args.upstream_ms, "sleeptime-bench-") as p:
         ports = {"direct": p.upstream_port, "proxy": p.proxy_port}
-        return new_loop().run_until_complete(_levels(ports, p.proxy_pid, levels, args))
+        driven = _levels(ports, p.proxy_pid, levels, args, p.keys[0])  # a client key checked
+        return new_loop().run_until_complete(driven)
 
 
 async def _levels(
-    ports: dict[str, int], proxy_pid: int, levels: list[int], args: argparse.Namespace
+    ports: dict[str, int], proxy_pid: int, levels: list[int], args: argparse.Namespace, key: str
 ) -> list[Level]:
     results = []
     if not args.json:
         print(HEADER)
     for concurrency in levels:
-        results.append(await _level(ports, proxy_pid, concurrency, args))
+        results.append(await _level(ports, proxy_pid, concurrency, args, key))
         if not args.json:
             _print_level(results[-1])
     return results

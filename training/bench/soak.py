@@ -47,12 +47,12 @@ class SoakResult:
     records_dropped: float
 
 
-def soak_request(port: int, context: int) -> bytes:
+def soak_request(port: int, context: int, keys: tuple[str, ...]) -> bytes:
     messages = [
         {"role": "system", "content": f"Document {context}: the shop sells {context} apples."},
         {"role": "user", "content": "How many apples does the shop sell?"},
     ]
-    return chat_request(port, messages, key=f"sk-soak-{context % 4}")
+    return chat_request(port, messages, key=keys[context % len(keys)])
 
 
 def rss_mb(pid: int) -> float:
@@ -62,8 +62,10 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-async def _drive(port: int, pid: int, args: argparse.Namespace) -> tuple[int, int, list[tuple]]:
-    requests = [soak_request(port, i) for i in range(args.contexts)]
+async def _drive(
+    port: int, pid: int, keys: tuple[str, ...], args: argparse.Namespace
+) -> tuple[int, int, list[tuple]]:
+    requests = [soak_request(port, i, keys) for i in range(args.contexts)]
     counts = {"sent": 0, "errors": 0}
     deadline = time.monotonic() + args.minutes * 60
     samples: list[tuple[float, float]] = []
@@ -91,8 +93,10 @@ async def _drive(port: int, pid: int, args: argparse.Namespace) -> tuple[int, in
     return counts["sent"], counts["errors"], samples
 
 
-def _dropped(port: int) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+def _dropped(port: int, master_key: str) -> float:
+    headers = {"Authorization": f"Bearer {master_key}"}  # /metrics is the master key's
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers=headers)
+    with urllib.request.urlopen(request, timeout=5) as response:
         for line in response.read().decode().splitlines():
             if line.startswith("sleeptime_records_dropped"):
                 return float(line.split()[-1])
@@ -102,10 +106,10 @@ def _dropped(port: int) -> float:
 def run(args: argparse.Namespace) -> SoakResult:
     with proxy_before_upstream(args.upstream_ms, "sleeptime-soak-") as p:
         started = time.monotonic()
-        driven = _drive(p.proxy_port, p.proxy_pid, args)
+        driven = _drive(p.proxy_port, p.proxy_pid, p.keys, args)
         sent, errors, samples = new_loop().run_until_complete(driven)
         seconds = time.monotonic() - started
-        dropped = _dropped(p.proxy_port)
+        dropped = _dropped(p.proxy_port, p.master_key)
     steady = [mb for t, mb in samples if t >= min(WARMUP_S, seconds / 4)] or [samples[-1][1]]
     half = [mb for t, mb in samples if t >= seconds / 2] or [samples[-1][1]]
     return SoakResult(

@@ -184,6 +184,8 @@ def _scoped(figures: Aggregates, scope: str) -> dict[str, float | None]:
         "sleep_jobs_done": figures.sleep_done,
         "sleep_jobs_failed": figures.sleep_failed,
         "sleep_tokens": figures.sleep_tokens,
+        "spend_usd": figures.spend_usd,  # requests, from the model list's prices
+        "sleep_spend_usd": figures.sleep_spend_usd,
     }
     for route in sorted({*ROUTES, *figures.by_route}):
         out[f"route/{_key(route)}"] = figures.by_route.get(route, 0)

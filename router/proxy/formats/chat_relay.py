@@ -109,7 +109,8 @@ class StreamRelay:
         except ValueError:
             chunk = None
         if not isinstance(chunk, dict):
-            raise UpstreamBadResponse(f"upstream sent an event that is not JSON: {payload[:80]!r}")
+            text = payload[:80].decode("utf-8", "replace")
+            raise UpstreamBadResponse(f"the upstream sent an event that is not JSON: {text}")
         if not self.finished and any(
             isinstance(c, dict) and c.get("finish_reason") for c in chunk.get("choices") or ()
         ):

@@ -16,6 +16,7 @@ import pytest
 from fake_upstream import FakeUpstream, completion, usage_body
 from fastapi.testclient import TestClient
 
+from router import cli
 from router.commands import serve as serve_cmd
 from router.local_server import free_port
 from router.proxy import app as app_module
@@ -66,6 +67,35 @@ def test_flags_reach_the_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     assert config.database == tmp_path / "x.sqlite"
 
 
+def test_master_key_flag_reaches_the_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    captured: list[ProxyConfig] = []
+    monkeypatch.setattr(serve_cmd, "serve", lambda app, host, port, **options: None)
+    monkeypatch.setattr(
+        serve_cmd, "create_app", lambda config, **parts: captured.append(config) or "app"
+    )
+    argv = ["--upstream-url", "http://u/v1", "--db", str(tmp_path / "x.sqlite")]
+    assert serve_cmd.main([*argv, "--master-key", "sk-m", "--host", "0.0.0.0"]) == 0
+    assert captured[0].settings.master_key == "sk-m"
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "::", "example.com"])
+def test_local_mode_refuses_to_listen_beyond_loopback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], host: str
+) -> None:
+    monkeypatch.delenv("SLEEPTIME_MASTER_KEY", raising=False)
+    monkeypatch.setattr(serve_cmd, "create_app", lambda *a, **k: pytest.fail("started"))
+    assert cli.main(["serve", "--upstream-url", "http://u/v1", "--host", host]) == 1
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "SLEEPTIME_MASTER_KEY" in error
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_local_mode_listens_on_loopback(host: str) -> None:
+    serve_cmd.check_exposure(host, "")  # no error
+
+
 def test_defaults_live_in_the_cache_dir(tmp_path: Path) -> None:
     config = ProxyConfig.from_settings(Settings(cache_dir=tmp_path), router=None)
     assert config.database == tmp_path / "sleeptime.sqlite"
@@ -90,7 +120,8 @@ def test_embedded_model_starts_and_stops_with_the_app(
 
     monkeypatch.setattr(app_module, "start_local_server", start)
     settings = Settings(cache_dir=tmp_path, local_model="qwen2.5-coder-0.5b", sleep_enabled=False)
-    with TestClient(app_module.create_app(ProxyConfig(settings))) as client:  # no upstream_url
+    app = app_module.create_app(ProxyConfig(settings))
+    with TestClient(app, headers={"Authorization": "Bearer sk-any"}) as client:  # no upstream
         assert events == ["started qwen2.5-coder-0.5b"]
         fake.enqueue(completion("hi"))
         client.post(
@@ -187,7 +218,7 @@ def _post(port: int, body: dict) -> dict:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/v1/chat/completions",
         json.dumps(body).encode(),
-        {"Content-Type": "application/json"},
+        {"Content-Type": "application/json", "Authorization": "Bearer sk-any"},
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())

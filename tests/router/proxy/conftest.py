@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/router: fa
 
 from fake_upstream import FakeUpstream
 from fastapi.testclient import TestClient
-from proxy_fakes import QUICK, FakeSleepBackend, config_for
+from proxy_fakes import DEFAULT_KEY, QUICK, FakeSleepBackend, config_for
 
 from router.proxy.app import create_app
 from router.upstream import Forwarder
@@ -33,6 +33,7 @@ def make_client(
 
     def make(*, router: Any = None, timeout_s: float = 5.0, **overrides: Any) -> TestClient:
         overrides.setdefault("sleep_enabled", False)
+        overrides.setdefault("upstream_timeout_s", timeout_s)  # the request's deadline
         forwarder = Forwarder(fake.url, timeout_s=timeout_s, retry=QUICK)
         app = create_app(
             config_for(tmp_path, **overrides),
@@ -40,7 +41,8 @@ def make_client(
             router=router,
             sleep_backend=sleeper,
         )
-        client = TestClient(app).__enter__()
+        # Local mode: any bearer key is a tenant; a request with none is refused (401).
+        client = TestClient(app, headers={"Authorization": f"Bearer {DEFAULT_KEY}"}).__enter__()
         stack.append((client, forwarder))
         return client
 

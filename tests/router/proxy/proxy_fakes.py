@@ -12,6 +12,7 @@ from router.upstream import ChatResult, RetryPolicy, Usage
 QUICK = RetryPolicy(max_retries=2, backoff_base_s=0.001, backoff_max_s=0.01, jitter=0.0)
 KEY_A = "sk-tenant-a-0123456789abcdef"
 KEY_B = "sk-tenant-b-fedcba9876543210"
+DEFAULT_KEY = "sk-tests-default"  # what make_client's clients send unless told otherwise
 
 
 class FakeSleepBackend:

@@ -110,9 +110,10 @@ def upstream_answer(rng: random.Random) -> Callable[[Recorded], Reply]:
 
     def answer(request: Recorded) -> Reply:
         messages = (request.json or {}).get("messages") or [{}]
-        if messages[0].get("content") == SYSTEM:
-            body = completion_body(SLEEP_REPLY, model=MODEL, usage=usage_body(100, 40))
-            return json_reply(body, delay_s=rng.uniform(0.15, 0.4))
+        if messages[0].get("content") == SYSTEM:  # streamed: the worker stops it for users
+            pieces = SLEEP_REPLY.splitlines(keepends=True)
+            delay_s = rng.uniform(0.15, 0.4)
+            return stream_reply(pieces, usage=usage_body(100, 40), delay_s=delay_s)
         if (request.json or {}).get("stream"):
             return stream_reply(["o", "k"], usage=usage_body(7, 3), delay_s=rng.uniform(0, 0.02))
         body = completion_body("ok", model=MODEL, usage=usage_body(7, 3))
@@ -377,7 +378,12 @@ def _free_port() -> int:
 
 def proxy_app(tmp_path: Path, fake: FakeUpstream) -> tuple[TestClient, Forwarder]:
     forwarder = Forwarder(fake.url, retry=QUICK)
-    return TestClient(create_app(config_for(tmp_path), forwarder=forwarder)), forwarder
+    app = create_app(config_for(tmp_path), forwarder=forwarder)
+    return TestClient(app, headers={"Authorization": f"Bearer {KEY_A}"}), forwarder
+
+
+def tenant_a(tmp_path: Path) -> str:
+    return Tenants.from_file(config_for(tmp_path).salt_file).of_key(KEY_A)
 
 
 def test_start_writes_what_a_crash_left_before_serving(tmp_path: Path, fake: FakeUpstream) -> None:
@@ -399,7 +405,7 @@ def test_a_graceful_stop_leaves_an_empty_journal(tmp_path: Path, fake: FakeUpstr
         ids = [client.post("/v1/chat/completions", json=CHAT).headers["x-request-id"] for _ in "ab"]
         client.portal.call(forwarder.aclose)
     store = SqliteStore(config_for(tmp_path).database)
-    assert all(store.get_record("anonymous", i) is not None for i in ids)
+    assert all(store.get_record(tenant_a(tmp_path), i) is not None for i in ids)
     assert list(config_for(tmp_path).journal_dir.iterdir()) == []
     store.close()
 
@@ -412,7 +418,7 @@ def test_a_failing_journal_falls_back_to_the_queue(tmp_path: Path, fake: FakeUps
         state.records.journal.close()  # every append fails from now on, as on a full disk
         request_id = client.post("/v1/chat/completions", json=CHAT).headers["x-request-id"]
         state.records.writer.flush()
-        assert state.store.get_record("anonymous", request_id) is not None
+        assert state.store.get_record(tenant_a(tmp_path), request_id) is not None
         assert state.records.journal.failed == 1
         client.portal.call(forwarder.aclose)
 

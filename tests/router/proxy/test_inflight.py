@@ -19,9 +19,13 @@ class Gauge:
 class Waker:
     def __init__(self) -> None:
         self.woken = 0
+        self.preempted = 0
 
     def wake(self) -> None:
         self.woken += 1
+
+    def preempt(self) -> None:
+        self.preempted += 1
 
 
 def test_the_last_request_to_leave_wakes_the_worker() -> None:
@@ -45,3 +49,16 @@ def test_sleep_may_share_the_upstream_with_a_few_requests() -> None:
     assert not inflight.is_idle()
     inflight.end()  # no worker yet: nothing to wake, nothing fails
     assert inflight.is_idle()
+
+
+def test_a_request_that_makes_the_proxy_busy_preempts_sleep_time_work() -> None:
+    waker = Waker()
+    inflight = InFlight(Gauge(), max_for_sleep=1)
+    inflight.worker = waker
+    inflight.begin()  # sleep may share the upstream with one request
+    assert waker.preempted == 0
+    inflight.begin()
+    assert waker.preempted == 1
+    inflight.end()
+    inflight.end()
+    assert (waker.preempted, waker.woken) == (1, 2)  # each end that left it idle woke it

@@ -23,7 +23,10 @@ class Upstream:
 
 
 def resolve(alias: ModelAlias, requested: object) -> tuple[str, bool]:
-    return asyncio.run(alias.resolve(requested))
+    route = asyncio.run(alias.resolve(requested))
+    assert route.name == route.model  # one upstream: records name the upstream's model
+    assert route.caller(lambda name: None) is alias.upstream  # no fallback wrapper
+    return route.model, route.replaced
 
 
 def status_of(alias: ModelAlias, requested: object) -> tuple[int, str | None]:

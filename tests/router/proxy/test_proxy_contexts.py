@@ -14,7 +14,7 @@ from proxy_fakes import KEY_A, KEY_B
 from router.proxy.api_errors import ApiError
 from router.proxy.app import create_app  # noqa: F401  (the app under test, via fixtures)
 from router.proxy.contexts import context_hash, explicit_name, identify
-from router.proxy.tenants import ANONYMOUS, Tenants, load_or_create_salt
+from router.proxy.tenants import Tenants, load_or_create_salt
 
 DOC = "Janet's ducks lay 16 eggs per day. She eats 3 for breakfast and bakes with 4."
 CONTEXT = [{"role": "system", "content": DOC}]
@@ -88,7 +88,9 @@ def test_tenant_hash_is_salted_and_stable(tmp_path: Path) -> None:
     assert one.identify(f"Bearer {KEY_A}") != other.identify(f"Bearer {KEY_A}")
     assert one.identify(f"Bearer {KEY_A}") != one.identify(f"Bearer {KEY_B}")
     assert KEY_A not in one.identify(f"Bearer {KEY_A}")
-    assert one.identify(None) == one.identify("Bearer ") == ANONYMOUS
+    for keyless in (None, "Bearer ", "Basic abc"):
+        with pytest.raises(ValueError):  # no key, no tenant: the gate refuses such requests
+            one.identify(keyless)
 
 
 # Through the proxy.
@@ -192,7 +194,8 @@ def test_tenants_never_see_each_others_contexts(
     client = parked
     client.post("/v1/contexts", json={"id": "doc", "context": DOC}, headers=auth(KEY_A))
     assert client.get("/v1/contexts/doc", headers=auth(KEY_B)).status_code == 404
-    assert client.get("/v1/contexts/doc").status_code == 404  # anonymous is a tenant too
+    keyless = client.get("/v1/contexts/doc", headers={"Authorization": ""})
+    assert keyless.status_code == 401  # no key, no tenant: no shared "anonymous" one
     for key in (KEY_A, KEY_B, KEY_A, KEY_B):
         fake.enqueue(completion("9"))
         client.post(

@@ -16,11 +16,13 @@ from fake_upstream import (
     raw_reply,
 )
 from fastapi.testclient import TestClient
-from proxy_fakes import QUICK, config_for
+from proxy_fakes import KEY_A, QUICK, config_for
 
 from router.proxy.app import create_app
 from router.proxy.config import ProxyConfig
 from router.upstream import Forwarder
+
+AUTH = {"Authorization": f"Bearer {KEY_A}"}  # local mode: any key, but a key
 
 GOOD = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 USER = {"role": "user", "content": "hi"}
@@ -123,7 +125,8 @@ def test_oversized_body_is_413(make_client: Callable[..., TestClient], fake: Fak
         yield b"x" * 2000
         yield b'"}]}'
 
-    response = client.post("/v1/chat/completions", content=chunked())  # no Content-Length
+    headers = {"Content-Type": "application/json"}  # no Content-Length
+    response = client.post("/v1/chat/completions", content=chunked(), headers=headers)
     assert_openai_error(response, 413)
     assert_still_serving(client, fake)
 
@@ -145,7 +148,7 @@ def test_upstream_refused_is_502(tmp_path: Path) -> None:
         port = sock.getsockname()[1]
     forwarder = Forwarder(f"http://127.0.0.1:{port}/v1", retry=QUICK)
     app = create_app(config_for(tmp_path, sleep_enabled=False), forwarder=forwarder)
-    with TestClient(app) as client:
+    with TestClient(app, headers=AUTH) as client:
         response = client.post("/v1/chat/completions", json=GOOD)
         assert assert_openai_error(response, 502)["code"] == "upstream_unreachable"
         assert response.headers["x-request-id"].startswith("req-")
@@ -215,7 +218,7 @@ def test_embedded_model_answers_only_to_its_name(tmp_path: Path, fake: FakeUpstr
     settings = config_for(tmp_path).settings.replace(upstream_url="")
     forwarder = Forwarder(fake.url, retry=QUICK)
     config = ProxyConfig.from_settings(settings, sleep_enabled=False)
-    with TestClient(create_app(config, forwarder=forwarder)) as client:
+    with TestClient(create_app(config, forwarder=forwarder), headers=AUTH) as client:
         wrong = client.post("/v1/chat/completions", json={**GOOD, "model": "gpt-4o"})
         assert assert_openai_error(wrong, 404)["code"] == "model_not_found"
         fake.enqueue(completion("fine"), completion("fine"))
@@ -264,7 +267,8 @@ def test_a_bug_in_the_chat_handler_is_a_500_in_openai_shape(
     client = make_client(max_inflight_per_key=1)  # a slot kept by a failed request shows
     state = client.app.state.proxy  # type: ignore[attr-defined]
     monkeypatch.setattr(state.models, "resolve", broken)
-    answering = TestClient(client.app, raise_server_exceptions=False)  # as a server would
+    # as a server would
+    answering = TestClient(client.app, raise_server_exceptions=False, headers=AUTH)
     for _ in range(3):
         response = answering.post("/v1/chat/completions", json=GOOD)
         assert assert_openai_error(response, 500)["code"] == "internal_error"

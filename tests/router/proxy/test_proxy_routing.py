@@ -196,7 +196,7 @@ def test_a_failing_store_read_falls_back(tmp_path: Path, fake: FakeUpstream) -> 
     store = BrokenReads(tmp_path / "broken.sqlite")
     forwarder = Forwarder(fake.url, retry=QUICK)
     app = create_app(config_for(tmp_path, sleep_enabled=False), forwarder=forwarder, store=store)
-    with TestClient(app) as client:
+    with TestClient(app, headers={"Authorization": f"Bearer {KEY_A}"}) as client:
         fake.enqueue(completion("a"))
         response = post(client)
         assert response.status_code == 200 and response.headers["x-sleeptime-route"] == "full"

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from fake_upstream import FakeUpstream, completion
 from fastapi.testclient import TestClient
-from proxy_fakes import SLEEP_REPLY, FakeSleepBackend
+from proxy_fakes import DEFAULT_KEY, SLEEP_REPLY, FakeSleepBackend
 
 from router.errors import UpstreamTimeout
 from router.proxy.routing import EnrichedRouter
+from router.proxy.tenants import Tenants
 from router.store import SqliteStore
 from router.upstream import ChatResult, Usage
 from router.worker import SleepWorker, fixed_budget
@@ -44,7 +45,9 @@ def drain(worker: SleepWorker, store: SqliteStore) -> list[str]:
 def test_learns_and_stores_notes_and_anticipated(tmp_path: Path, sleeper: FakeSleepBackend) -> None:
     store = queued_store(tmp_path, "a")
     outcomes: list[tuple[str, int]] = []
-    worker = SleepWorker(store, sleeper, "m", on_finished=lambda j, o, t: outcomes.append((o, t)))
+    worker = SleepWorker(
+        store, sleeper, "m", on_finished=lambda j, o, u: outcomes.append((o, u.completion_tokens))
+    )
     assert drain(worker, store) == ["done"]
     context = store.get_context("t1", "a")
     assert (
@@ -181,8 +184,9 @@ def test_resumes_a_job_left_running_by_a_crash(
     tmp_path: Path, make_client: Callable[..., TestClient], sleeper: FakeSleepBackend
 ) -> None:
     store = SqliteStore(tmp_path / "sleeptime.sqlite")  # the app's default path under cache_dir
-    store.register_context("anonymous", "doc", DOC)
-    store.queue_sleep("anonymous", "doc", 1)
+    tenant = Tenants.from_file(tmp_path / "tenant-salt").of_key(DEFAULT_KEY)  # the client's
+    store.register_context(tenant, "doc", DOC)
+    store.queue_sleep(tenant, "doc", 1)
     assert store.claim_job() is not None  # ... and the process died here
     store.close()
     client = make_client(sleep_enabled=True)

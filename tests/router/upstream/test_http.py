@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from deadline_contract import DeadlineContract
 from fake_upstream import FakeUpstream, completion, sse_reply, stream_reply, usage_body
 from upstream_contract import EXACT, OpenUpstream, UpstreamContract
 
@@ -43,12 +44,16 @@ class HttpUpstream:
     def run(self, call: Coroutine[Any, Any, T]) -> T:
         return self._loop.run_until_complete(call)
 
-    def complete(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        answer = self.run(self.forwarder.post("/chat/completions", json.dumps(body).encode()))
+    def complete(
+        self, body: dict[str, Any], *, deadline: float | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        sent = json.dumps(body).encode()
+        answer = self.run(self.forwarder.post("/chat/completions", sent, deadline=deadline))
         return answer.status, answer.data
 
-    def stream_text(self, body: dict[str, Any]) -> list[str]:
-        events = self.run(self.events(json.dumps({**body, "stream": True}).encode()))
+    def stream_text(self, body: dict[str, Any], *, deadline: float | None = None) -> list[str]:
+        sent = json.dumps({**body, "stream": True}).encode()
+        events = self.run(self.events(sent, deadline=deadline))
         return [text for text in map(_delta_text, events) if text]
 
     def models(self) -> list[str]:
@@ -58,8 +63,8 @@ class HttpUpstream:
         self.run(self.forwarder.aclose())
         self._loop.close()
 
-    async def events(self, body: bytes = BODY) -> list[bytes]:
-        stream = await self.forwarder.open_stream("/chat/completions", body)
+    async def events(self, body: bytes = BODY, *, deadline: float | None = None) -> list[bytes]:
+        stream = await self.forwarder.open_stream("/chat/completions", body, deadline=deadline)
         try:
             return [event async for event in stream.events()]
         finally:
@@ -77,7 +82,7 @@ def _delta_text(event: bytes) -> str:
     return choices[0].get("delta", {}).get("content") or ""
 
 
-class TestForwarderContract(UpstreamContract):
+class TestForwarderContract(UpstreamContract, DeadlineContract):
     @pytest.fixture
     def open_upstream(self) -> OpenUpstream:
         return HttpUpstream

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from deadline_contract import DeadlineContract
 from fake_upstream import (
     FakeUpstream,
     Reply,
@@ -46,9 +47,11 @@ class SdkUpstream:
         self.waits: list[float] = []
         self.backend = OpenAIBackend(url, timeout_s=timeout_s, retry=retry, sleep=self.waits.append)
 
-    def complete(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def complete(
+        self, body: dict[str, Any], *, deadline: float | None = None
+    ) -> tuple[int, dict[str, Any]]:
         messages, model, params = _split(body)
-        result = self.backend.chat(messages, model=model, **params)
+        result = self.backend.chat(messages, model=model, deadline=deadline, **params)
         choice = {"index": 0, "message": {"role": "assistant", "content": result.text}}
         usage = {
             "prompt_tokens": result.usage.prompt_tokens,
@@ -56,9 +59,10 @@ class SdkUpstream:
         }
         return 200, {"model": result.model, "choices": [choice], "usage": usage}
 
-    def stream_text(self, body: dict[str, Any]) -> list[str]:
+    def stream_text(self, body: dict[str, Any], *, deadline: float | None = None) -> list[str]:
         messages, model, params = _split(body)
-        return [d.text for d in self.backend.stream(messages, model=model, **params) if d.text]
+        deltas = self.backend.stream(messages, model=model, deadline=deadline, **params)
+        return [d.text for d in deltas if d.text]
 
     def models(self) -> list[str]:
         return self.backend.models()
@@ -72,7 +76,7 @@ def _split(body: dict[str, Any]) -> tuple[list[dict], str, dict[str, Any]]:
     return body["messages"], body["model"], params
 
 
-class TestOpenAIBackendContract(UpstreamContract):
+class TestOpenAIBackendContract(UpstreamContract, DeadlineContract):
     @pytest.fixture
     def open_upstream(self) -> OpenUpstream:
         return SdkUpstream

@@ -108,6 +108,23 @@ def test_each_tick_logs_its_window_and_the_total(db: Path) -> None:
     assert sink.logged[2][1]["total/completion_tokens"] == 8
 
 
+def test_spend_in_dollars_per_window_requests_and_sleep(db: Path) -> None:
+    sink = ListSink()
+    metrics = exporter(db, sink)
+    assert metrics.tick()
+    store = SqliteStore(db)
+    store.add_records([record("r1", cost_usd=0.25), record("r2", cost_usd=0.5)])
+    store.add_sleep_spend(TENANT, 0.125)
+    assert metrics.tick()
+    store.add_records([record("r3", cost_usd=1.0)])
+    assert metrics.tick()
+    first, second = sink.logged[1][1], sink.logged[2][1]
+    assert (first["window/spend_usd"], first["window/sleep_spend_usd"]) == (0.75, 0.125)
+    assert (second["window/spend_usd"], second["window/sleep_spend_usd"]) == (1.0, 0.0)
+    assert (second["total/spend_usd"], second["total/sleep_spend_usd"]) == (1.75, 0.125)
+    store.close()
+
+
 def test_a_failed_window_is_retried_by_the_next_tick(db: Path) -> None:
     sink = ListSink()
     metrics = exporter(db, sink)

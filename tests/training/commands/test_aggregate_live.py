@@ -86,7 +86,9 @@ def _get(port: int, path: str) -> bool:
 
 def _post(port: int, path: str, body: dict[str, Any]) -> Any:
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", json.dumps(body).encode(), {"Content-Type": "json"}
+        f"http://127.0.0.1:{port}{path}",
+        json.dumps(body).encode(),
+        {"Content-Type": "application/json", "Authorization": "Bearer sk-aggregate-live"},
     )
     return urllib.request.urlopen(request, timeout=10)
 
