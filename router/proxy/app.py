@@ -104,7 +104,39 @@ def create_app(
         )
     _add_error_handlers(app)
     openapi.document(app)
+    # What a server runs (`router.proxy.server`): with CORS, every request needs its layer.
+    app.state.served = app if origins else ServedEntry(app, routed)
     return app
+
+
+class ServedEntry:
+    """The ASGI app uvicorn serves: a routed POST goes to the gate and its pipeline at once,
+    past FastAPI's and Starlette's layers (an await each, and a wrapper around every `send`),
+    which it needs none of; everything else, lifespan included, goes to the app. An error
+    the pipeline did not turn into a response is answered as Starlette's outermost layer
+    would: the 500 of `internal_error`."""
+
+    def __init__(self, app: FastAPI, routed: dict[str, Pipeline]) -> None:
+        self.app = app
+        self.state = app.state
+        self._fast = Gate(RoutedFastPath(app, routed))
+        self._routed = routed
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or scope["path"] not in self._routed
+        ):
+            await self.app(scope, receive, send)
+            return
+        scope["app"] = self.app
+        try:
+            await self._fast(scope, receive, send)
+        except Exception:
+            log.exception("unhandled error in POST %s", scope["path"])
+            with contextlib.suppress(Exception):  # a response already begun cannot be replaced
+                await internal_error().response()(scope, receive, send)
 
 
 class RoutedFastPath:
@@ -156,15 +188,20 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def validation_error(request: Request, exc: Exception) -> Response:
         return ApiError(400, f"invalid request: {exc}", code="invalid_value").response()
 
-    async def internal_error(request: Request, exc: Exception) -> Response:
+    async def internal(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error in %s %s", request.method, request.url.path)
-        message = "internal error in the sleeptime proxy"
-        return ApiError(500, message, type="server_error", code="internal_error").response()
+        return internal_error().response()
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(Exception, internal_error)
+    app.add_exception_handler(Exception, internal)
+
+
+def internal_error() -> ApiError:
+    return ApiError(
+        500, "internal error in the sleeptime proxy", type="server_error", code="internal_error"
+    )
 
 
 async def _start(config: ProxyConfig, parts: Parts, stack: contextlib.AsyncExitStack) -> ProxyState:

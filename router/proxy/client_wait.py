@@ -36,10 +36,12 @@ class ClientClosed(Exception):
 
 def deadline_for(headers: Mapping[str, str], timeout_s: float, now: float | None = None) -> float:
     """The request's deadline on the `time.monotonic()` clock."""
-    client = next(
-        (t for t in (client_timeout_s(headers.get(h)) for h in TIMEOUT_HEADERS) if t), None
-    )
-    return deadline_at(timeout_s, time.monotonic() if now is None else now, client)
+    client = None
+    for header in TIMEOUT_HEADERS:
+        client = client_timeout_s(headers.get(header))
+        if client:
+            break
+    return deadline_at(timeout_s, time.monotonic() if now is None else now, client or None)
 
 
 def client_closed() -> ApiError:

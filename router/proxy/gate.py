@@ -156,10 +156,12 @@ class Gate:
         if scope["type"] != "http" or scope["path"] in OPEN:
             await self.app(scope, receive, send)
             return
-        gatekeeper: Gatekeeper = scope["app"].state.proxy.gate
+        state = scope["app"].state.proxy
+        gatekeeper: Gatekeeper = state.gate
         try:
             principal = gatekeeper.admit(scope["path"], _authorization(scope["headers"]))
         except ApiError as error:
+            state.metrics.refused.labels(str(error.status), error.code or "").inc()
             await error.response()(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = principal

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -49,7 +51,17 @@ class Metrics:
             ["key", "kind"],
             registry=r,
         )
+        self.refused = Counter(
+            "sleeptime_refused",
+            "Requests the gate answered itself (no key, a revoked one, over its rate or budget)",
+            ["status", "code"],
+            registry=r,
+        )
         self.inflight = Gauge("sleeptime_inflight", "Chat requests in flight", registry=r)
+        self._observed: dict[tuple[str, int], tuple[Any, Any]] = {}  # routes x statuses: few
+        self._tokens = tuple(
+            self.tokens.labels(kind) for kind in ("prompt", "completion", "cached")
+        )
         self.records_dropped = Gauge(
             "sleeptime_records_dropped",
             "Records dropped because the writer queue was full",
@@ -57,13 +69,18 @@ class Metrics:
         )
 
     def observe(self, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        """`labels()` costs microseconds a call (it validates, locks, builds a key): each
+        (route, status) looks its children up once, then keeps them."""
+        children = self._observed.get((route, status))
+        if children is None:
+            children = (self.requests.labels(route, str(status)), self.latency.labels(route))
+            self._observed[route, status] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def count_tokens(self, prompt: int, completion: int, cached: int) -> None:
-        self.tokens.labels("prompt").inc(prompt)
-        self.tokens.labels("completion").inc(completion)
-        self.tokens.labels("cached").inc(cached)
+        for child, count in zip(self._tokens, (prompt, completion, cached), strict=True):
+            child.inc(count)
 
     def count_spend(self, key: str, kind: str, usd: float) -> None:
         self.spend.labels(key, kind).inc(usd)

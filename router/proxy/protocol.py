@@ -11,8 +11,11 @@ again after each response:
                       else 408 (if part of a request came) and close
     header size       the request line and headers within `max_header_bytes`, else
                       431 and close
-    connection cap    a connection opened while `max_connections` are open is answered
-                      503 + Retry-After as soon as it sends, and closed
+    connection cap    a connection opened while `max_connections` are open takes the
+                      slot of the one that has waited longest for a request's head
+                      (closed as its deadline would close it); when every open one is
+                      busy with a request, it is answered 503 + Retry-After as soon as
+                      it sends, and closed
 
 The body's deadline is the app's (`router.proxy.bodies`), so a late body is a 408 the
 pipeline records like any failed request; the idle deadline is uvicorn's keep-alive.
@@ -86,13 +89,29 @@ class Limited:
     loop: asyncio.AbstractEventLoop
 
     def connection_made(self, transport: asyncio.Transport) -> None:
-        self._over_cap = len(self.connections) >= self.limits.max_connections
         self._verdict: ApiError | None = None
         self._head_timer: asyncio.TimerHandle | None = None
+        self._head_since = 0.0  # when this connection began waiting for a request's head
         self._head_bytes = 0  # of the head being read
         self._in_head = False
+        full = len(self.connections) >= self.limits.max_connections
+        self._over_cap = full and not self._make_room()
         super().connection_made(transport)  # type: ignore[misc]
         self._await_head()
+
+    def _make_room(self) -> bool:
+        """At the cap, the connection that has waited longest for a request's head (a
+        slowloris, or an idle keep-alive) makes way, so half-sent requests cannot keep
+        anyone out: only connections busy with a request hold their slot."""
+        waiting = [
+            c
+            for c in self.connections
+            if c._head_timer is not None and not c.transport.is_closing()
+        ]
+        if not waiting:
+            return False
+        min(waiting, key=lambda c: c._head_since)._head_late()
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
@@ -123,6 +142,7 @@ class Limited:
         self._partial = False
         self._in_head = True
         self._head_bytes = 0
+        self._head_since = self.loop.time()
         self._head_timer = self.loop.call_later(self.limits.header_timeout_s, self._head_late)
 
     def _head_done(self) -> None:
@@ -136,8 +156,9 @@ class Limited:
 
     def _head_late(self) -> None:
         """Nothing came: closed quietly, as uvicorn closes an idle keep-alive; part of a
-        request: a 408 first, which a waiting client reads."""
-        self._head_timer = None
+        request: a 408 first, which a waiting client reads. Also how a connection makes
+        room for a new one at the cap."""
+        self._stop_head_timer()
         if self.transport.is_closing():
             return
         if self._partial:

@@ -48,8 +48,12 @@ def uvicorn_config(app: Any, host: str, port: int, **options: Any) -> uvicorn.Co
         "log_level": "warning",
         "timeout_graceful_shutdown": 10,
         "backlog": 4096,
+        # No X-Forwarded-* rewriting: nothing here reads the client's address, and the
+        # layer costs every request a middleware call.
+        "proxy_headers": False,
     }
-    return uvicorn.Config(app, host=host, port=port, **{**defaults, **options})
+    served = getattr(getattr(app, "state", None), "served", app)  # `create_app`'s entry
+    return uvicorn.Config(served, host=host, port=port, **{**defaults, **options})
 
 
 FILES_BESIDES_CLIENTS = 256  # the store, its journal, upstream connections, the model

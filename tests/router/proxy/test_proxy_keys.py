@@ -94,6 +94,8 @@ def test_no_live_key_gets_401_and_reaches_nothing(
     assert store.job_counts() == {}  # no sleep-time work queued
     assert store.get_context(tenant="master", context_id="x") is None
     store.close()
+    metrics = httpx.get(f"{root(proxy)}/metrics", headers=bearer(MASTER)).text
+    assert 'sleeptime_refused_total{code="invalid_api_key",status="401"} 3.0' in metrics
 
 
 def test_401_comes_before_the_body_is_read(proxy: ServerThread) -> None:

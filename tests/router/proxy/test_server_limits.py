@@ -4,6 +4,7 @@ the connection cap; under uvicorn's httptools parser (what `serve` runs) and und
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import socket
 import sqlite3
@@ -128,20 +129,20 @@ def test_headers_within_the_limit_are_served(start: Start, http: str) -> None:
 
 
 @pytest.mark.parametrize("http", PARSERS)
-def test_connections_past_the_cap_get_503_and_the_others_are_served(
-    start: Start, http: str
-) -> None:
+def test_connections_past_the_cap_get_503_while_every_one_is_busy(start: Start, http: str) -> None:
+    """Busy: headers in, the body still coming. Those hold their slots; a new one is refused."""
     server = start(http, max_client_connections=3, header_timeout_s=5.0)
+    headers = {"Content-Type": "application/json", "Content-Length": "100"}
     held = [connect(server) for _ in range(3)]
     try:
-        time.sleep(0.1)
+        for sock in held:
+            sock.sendall(head("POST", "/v1/chat/completions", **headers) + b'{"model": ')
+        time.sleep(0.2)
         with connect(server) as extra:
             extra.sendall(head("GET", "/health"))
             response, _ = read_until_closed(extra, 5)
         assert status_of(response) == 503 and header_of(response, "retry-after") == "1"
         assert error_of(response)["code"] == "too_many_connections"
-        held[0].sendall(head("GET", "/health"))  # a held connection is still served
-        assert status_of(held[0].recv(65536)) == 200
     finally:
         for sock in held:
             sock.close()
@@ -150,29 +151,58 @@ def test_connections_past_the_cap_get_503_and_the_others_are_served(
 
 
 @pytest.mark.parametrize("http", PARSERS)
-def test_slowloris_holds_health_no_longer_than_the_header_deadline(start: Start, http: str) -> None:
+def test_at_the_cap_the_longest_waiting_connection_makes_room(start: Start, http: str) -> None:
+    """Connections that sent nothing, or half a head, give their slot to a new one, oldest
+    first; the connections after it keep theirs and are still served."""
+    server = start(http, max_client_connections=3, header_timeout_s=5.0)
+    held = []
+    for _ in range(3):
+        held.append(connect(server))
+        time.sleep(0.05)
+    held[0].sendall(b"GET /health HTTP/1.1\r\n")  # half a head
+    try:
+        time.sleep(0.1)
+        assert health(server).status_code == 200
+        response, _ = read_until_closed(held[0], 2)
+        assert status_of(response) == 408  # it had sent part of a request
+        held[1].sendall(head("GET", "/health"))
+        assert status_of(held[1].recv(65536)) == 200
+    finally:
+        for sock in held:
+            sock.close()
+
+
+@pytest.mark.parametrize("http", PARSERS)
+def test_slowloris_cannot_keep_health_out(start: Start, http: str) -> None:
     """200 half-sent requests against a cap of 50 (the measured case: 1,100 against 1,024):
-    /health is refused while they hold the slots, and answers once the deadline ends them."""
-    server = start(http, max_client_connections=50, header_timeout_s=1.0)
-    started = time.monotonic()
+    each new connection takes the slot of the oldest half-sent one, so /health answers
+    throughout, long before the header deadline would have freed a slot. The measured case:
+    SLOWLORIS_SOCKETS=1100 SLOWLORIS_CAP=1024 pytest -s -k slowloris (prints the figures)."""
+    sockets = int(os.environ.get("SLOWLORIS_SOCKETS", "200"))
+    cap = int(os.environ.get("SLOWLORIS_CAP", "50"))
+    server = start(http, max_client_connections=cap, header_timeout_s=5.0)
     loris = []
-    for _ in range(200):
+    for _ in range(sockets):
         sock = connect(server)
         sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: proxy\r\n")
         loris.append(sock)
     try:
-        statuses = []
-        while time.monotonic() - started < 1.0 + 2 * MARGIN_S:
-            statuses.append(health(server).status_code)
-            if statuses[-1] == 200 and 503 in statuses:
-                break
-            time.sleep(0.05)
-        answered_after = time.monotonic() - started
+        started = time.monotonic()
+        timings = []
+        for _ in range(20):
+            asked = time.monotonic()
+            timings.append((health(server).status_code, time.monotonic() - asked))
+        took = time.monotonic() - started
     finally:
         for sock in loris:
             sock.close()
-    assert statuses[0] == 503 and statuses[-1] == 200
-    assert answered_after <= 1.0 + 2 * MARGIN_S
+    slowest_ms = max(seconds for _, seconds in timings) * 1000
+    print(
+        f"\n{sockets} half-sent requests, cap {cap} ({http}): /health {[s for s, _ in timings]}"
+        f", slowest {slowest_ms:.0f} ms, 20 probes in {took:.2f} s"
+    )
+    assert [status for status, _ in timings] == [200] * 20
+    assert took < 5.0
 
 
 @pytest.mark.parametrize("http", PARSERS)
