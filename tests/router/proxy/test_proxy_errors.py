@@ -6,6 +6,7 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from fake_upstream import (
     FakeUpstream,
@@ -18,8 +19,10 @@ from fake_upstream import (
 from fastapi.testclient import TestClient
 from proxy_fakes import KEY_A, QUICK, config_for
 
+from router.local_server import free_port
 from router.proxy.app import create_app
 from router.proxy.config import ProxyConfig
+from router.proxy.server import ServerThread
 from router.upstream import Forwarder
 
 AUTH = {"Authorization": f"Bearer {KEY_A}"}  # local mode: any key, but a key
@@ -274,3 +277,26 @@ def test_a_bug_in_the_chat_handler_is_a_500_in_openai_shape(
         assert assert_openai_error(response, 500)["code"] == "internal_error"
     monkeypatch.undo()
     assert_still_serving(client, fake)
+
+
+def test_a_bug_behind_a_real_server_is_a_500_in_openai_shape(
+    tmp_path: Path, fake: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real server runs `ServedEntry`, which takes routed POSTs past Starlette's error
+    layer: it must answer an unforeseen error the same way, and serve on."""
+    settings = config_for(tmp_path).settings.replace(upstream_url=fake.url)
+    app = create_app(ProxyConfig.from_settings(settings, sleep_enabled=False))
+    with ServerThread(app, free_port()) as server:
+        assert app.state.served is not app  # the fast entry is what uvicorn serves
+        state = app.state.proxy
+
+        def broken(*args: object) -> None:
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(state.models, "resolve", broken)
+        response = httpx.post(f"{server.url}/chat/completions", json=GOOD, headers=AUTH)
+        assert assert_openai_error(response, 500)["code"] == "internal_error"
+        monkeypatch.undo()
+        fake.enqueue(completion("fine"))
+        answer = httpx.post(f"{server.url}/chat/completions", json=GOOD, headers=AUTH)
+        assert answer.status_code == 200
