@@ -28,7 +28,13 @@ from typing import Any, Protocol
 from router.errors import ConfigError
 from router.grading import extract_answer, normalize_number
 from router.program import run_program
-from router.upstream.results import ChatResult, StreamDelta, Usage
+from router.upstream.results import (
+    ChatResult,
+    StreamDelta,
+    Usage,
+    estimate_prompt_tokens,
+    estimate_tokens,
+)
 
 SYSTEM = (
     "You study a text before anyone asks about it, so that later questions can be "
@@ -317,8 +323,13 @@ def _stoppable(
         close = getattr(deltas, "close", None)
         if close is not None:
             close()
-    usage = last.usage or Usage(0, 0, estimated=True)
-    return ChatResult("".join(pieces), last.finish_reason, usage, time.monotonic() - started, model)
+    text = "".join(pieces)
+    # An upstream that ignores include_usage still has its sleep-time work counted (and
+    # charged to its key), as the whole call's client estimates it.
+    usage = last.usage or Usage(
+        estimate_prompt_tokens(messages), estimate_tokens(text), estimated=True
+    )
+    return ChatResult(text, last.finish_reason, usage, time.monotonic() - started, model)
 
 
 def learned_context(passes: list[PassResult]) -> LearnedContext:

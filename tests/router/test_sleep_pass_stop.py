@@ -16,6 +16,7 @@ from router.upstream import StreamDelta, Usage
 from router.worker import SleepWorker, fixed_budget
 
 DOC = "Janet's ducks lay 16 eggs per day. She eats 3 for breakfast and bakes with 4."
+USAGE = Usage(100, 40)
 NOTES = ["NOTES:\n", "- Eggs left each day: 16 - 3 - 4 = 9\n", "QUESTIONS:\n", "Q: Left?\n", "A: 9"]
 
 
@@ -23,7 +24,8 @@ class StreamingSleeper:
     """A backend that streams its answer; `on_delta(i)` runs before delta i is yielded, and
     `closed` counts the streams closed before their end (the call given up)."""
 
-    def __init__(self) -> None:
+    def __init__(self, usage: Usage | None = USAGE) -> None:
+        self.usage = usage
         self.calls: list[dict[str, Any]] = []
         self.closed = 0
         self.finished = 0
@@ -41,7 +43,7 @@ class StreamingSleeper:
             for index, text in enumerate(NOTES):
                 self.on_delta(call, index)
                 yield StreamDelta(text)
-            yield StreamDelta("", "stop", Usage(100, 40))
+            yield StreamDelta("", "stop", self.usage)
             self.finished += 1
         except GeneratorExit:
             self.closed += 1
@@ -55,6 +57,14 @@ def test_a_pass_reads_the_stream_to_its_end_when_not_stopped() -> None:
     assert (result.prompt_tokens, result.completion_tokens, result.truncated) == (100, 40, False)
     assert backend.calls == [{"max_tokens": 99, "temperature": 0.0, "seed": 0}]
     assert (backend.finished, backend.closed) == (1, 0)
+
+
+def test_a_stream_without_usage_is_estimated_not_free() -> None:
+    """An upstream that ignores include_usage: the pass's tokens are estimated (they are
+    charged to the context's key), never counted as 0."""
+    result = sleep_pass(StreamingSleeper(usage=None), "m", DOC, 0, stop=lambda: False)
+    assert result.prompt_tokens > 50
+    assert result.completion_tokens == -(-len("".join(NOTES)) // 4)
 
 
 def test_a_stopped_pass_closes_its_stream_at_the_next_delta() -> None:

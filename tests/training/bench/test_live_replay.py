@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-from fake_upstream import FakeUpstream, Recorded, Reply, completion, usage_body
+from fake_upstream import FakeUpstream, Recorded, Reply, completion, stream_reply, usage_body
 
 from policies import Prices, save
 from policies.builtin import Threshold
@@ -76,6 +76,8 @@ def model(request: Recorded) -> Reply:
         return json_reply({"object": "list", "data": [{"id": "fake", "object": "model"}]})
     text = json.dumps(request.json)
     reply = SLEEP_TEXT if "QUESTIONS" in text else "16 - 3 - 4 = 9\nAnswer: 9"
+    if request.json.get("stream"):  # sleep-time passes stream, so a user can cut them short
+        return stream_reply([reply], usage=usage_body(120, 40))
     return completion(reply, usage=usage_body(120, 40))
 
 
