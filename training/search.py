@@ -63,31 +63,20 @@ def run_study(
     policy: type[Policy] = Learned,
     min_accuracy: float | None = None,
     seed: int = 0,
-    on_trial: Callable[[int, Policy, tuple[float, float]], None] | None = None,
     progress: bool = False,
+    workers: int = 1,
 ) -> Any:
     """objective(policy) -> (accuracy, cost); adds `trials` trials to the study (the seeds
-    first, if it is new). Returns the optuna Study. `progress`: a bar on stderr."""
+    first, if it is new). Returns the optuna Study. `progress`: a bar on stderr.
+
+    `workers` > 1: that many processes share the study through its storage, each adding
+    its share of the trials with its own sampler seed (`seed + i`); the others are forked
+    from this one, so they inherit the objective. The bar shows this process's trials."""
     import optuna
 
     optuna.logging.set_verbosity(logging.WARNING)
     constrained = min_accuracy is not None
-
-    def constraints(trial: Any) -> Sequence[float]:
-        return [min_accuracy - trial.user_attrs["accuracy"]]  # <= 0 is feasible
-
-    sampler = (
-        optuna.samplers.TPESampler(seed=seed, constraints_func=constraints, n_startup_trials=30)
-        if constrained
-        else optuna.samplers.NSGAIISampler(seed=seed, population_size=40)
-    )
-    study = optuna.create_study(
-        storage=open_storage(storage),
-        study_name=name,
-        load_if_exists=True,
-        sampler=sampler,
-        directions=["minimize"] if constrained else ["maximize", "minimize"],
-    )
+    study = _open_study(storage, name, seed, min_accuracy)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(CONSTRAINED_OBJECTIVES if constrained else PARETO_OBJECTIVES)
@@ -100,13 +89,73 @@ def run_study(
         accuracy, cost = objective(chosen)
         trial.set_user_attr("accuracy", accuracy)
         trial.set_user_attr("cost", cost)
-        if on_trial:
-            on_trial(trial.number, chosen, (accuracy, cost))
         return cost if constrained else (accuracy, cost)
 
-    with progress_bar(trials, enabled=progress) as tick:
-        study.optimize(run, n_trials=trials, gc_after_trial=False, callbacks=[tick])
-    return study
+    shares = [trials // workers + (i < trials % workers) for i in range(max(1, workers))]
+
+    def work(index: int) -> None:
+        mine = _open_study(storage, name, seed + index, min_accuracy)
+        mine.optimize(run, n_trials=shares[index], gc_after_trial=False)
+
+    with _forked(work, len(shares) - 1), progress_bar(shares[0], enabled=progress) as tick:
+        study.optimize(run, n_trials=shares[0], gc_after_trial=False, callbacks=[tick])
+    return optuna.load_study(study_name=name, storage=open_storage(storage))
+
+
+def finished_trials(storage: str, name: str) -> int:
+    """How many finished trials a study holds; 0 when there is no such study yet."""
+    import optuna
+
+    optuna.logging.set_verbosity(logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=name, storage=open_storage(storage))
+    except KeyError:  # no such study
+        return 0
+    return sum(t.state.is_finished() for t in study.trials)
+
+
+def _open_study(storage: str, name: str, seed: int, min_accuracy: float | None) -> Any:
+    """The study with this process's sampler (a worker's seed differs from the others')."""
+    import optuna
+
+    def constraints(trial: Any) -> Sequence[float]:
+        return [min_accuracy - trial.user_attrs["accuracy"]]  # <= 0 is feasible
+
+    sampler = (
+        optuna.samplers.TPESampler(seed=seed, constraints_func=constraints, n_startup_trials=30)
+        if min_accuracy is not None
+        else optuna.samplers.NSGAIISampler(seed=seed, population_size=40)
+    )
+    return optuna.create_study(
+        storage=open_storage(storage),
+        study_name=name,
+        load_if_exists=True,
+        sampler=sampler,
+        directions=["maximize", "minimize"] if min_accuracy is None else ["minimize"],
+    )
+
+
+@contextlib.contextmanager
+def _forked(work: Callable[[int], None], count: int) -> Iterator[None]:
+    """`count` forked processes run work(1..count) while the block runs work(0); a worker
+    that fails fails the search, after the others have finished."""
+    if count == 0:
+        yield
+        return
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    processes = [context.Process(target=work, args=(i,), daemon=True) for i in range(1, count + 1)]
+    for process in processes:
+        process.start()
+    try:
+        yield
+    finally:
+        for process in processes:
+            process.join()
+    failed = [p.exitcode for p in processes if p.exitcode != 0]
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {count} search workers failed (exit {failed})")
 
 
 @contextlib.contextmanager
@@ -130,10 +179,14 @@ def progress_bar(total: int, *, enabled: bool) -> Iterator[Callable[[Any, Any], 
 
 
 def open_storage(where: str) -> Any:
-    """A database URL (sqlite:///..., postgresql://...) or a journal file path."""
+    """A database URL (sqlite:///..., postgresql://...) or a journal file path. PostgreSQL
+    goes through psycopg 3 (the driver the store uses), not SQLAlchemy's default psycopg2."""
     if "://" in where:
         if where.startswith("sqlite:///"):
             Path(where.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        for scheme in ("postgresql://", "postgres://"):
+            if where.startswith(scheme):
+                return "postgresql+psycopg://" + where.removeprefix(scheme)
         return where
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend

@@ -8,7 +8,7 @@ import pytest
 
 from policies import REGISTRY, Learned, Policy
 from policies.space import Choices
-from training.search import check_rungs, policy_of, progress_bar, run_study
+from training.search import check_rungs, finished_trials, policy_of, progress_bar, run_study
 
 
 def test_the_check_is_searched_only_where_two_rungs_kept_answers() -> None:
@@ -107,3 +107,50 @@ def test_the_progress_bar_shows_only_when_asked(capsys: pytest.CaptureFixture[st
                 tick(None, SimpleNamespace(user_attrs={"accuracy": accuracy}))
         err = capsys.readouterr().err
         assert ("3/3" in err and "best accuracy 0.400" in err) is enabled
+
+
+@pytest.mark.parametrize("min_accuracy", [None, 0.5])
+def test_workers_share_one_study_and_add_the_trials_asked(
+    tmp_path: Path, min_accuracy: float | None
+) -> None:
+    """Three processes on one journal: 40 trials in all, every number once, each process a
+    share; the result is the same kind of study as one process makes."""
+    choices = Choices([0, 3], [0, 1], [1])
+    study = run_study(
+        lambda policy: (0.5, float(policy.enriched_rung)),
+        storage=str(tmp_path / "journal"),
+        name="shared",
+        trials=40,
+        seeds=Learned.seeds(choices),
+        space=Learned.search_space(choices),
+        min_accuracy=min_accuracy,
+        workers=3,
+    )
+    numbers = [t.number for t in study.trials]
+    assert len(numbers) == 40 and sorted(numbers) == list(range(40))
+    assert all(t.state.is_finished() and "accuracy" in t.user_attrs for t in study.trials)
+    assert finished_trials(str(tmp_path / "journal"), "shared") == 40
+    assert finished_trials(str(tmp_path / "journal"), "no such study") == 0
+
+
+def test_a_failing_worker_fails_the_search(tmp_path: Path) -> None:
+    import os
+
+    parent = os.getpid()
+
+    def objective(policy: Policy) -> tuple[float, float]:
+        if os.getpid() != parent:
+            raise ValueError("a worker's bug")
+        return 0.5, 1.0
+
+    choices = Choices([0, 3], [0, 1], [1])
+    with pytest.raises(RuntimeError, match="1 of 1 search workers failed"):
+        run_study(
+            objective,
+            storage=str(tmp_path / "journal"),
+            name="failing",
+            trials=4,
+            seeds=[],
+            space=Learned.search_space(choices),
+            workers=2,
+        )

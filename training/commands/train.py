@@ -30,6 +30,7 @@ from training.search import (
     SEARCH_SPACE_VERSION,
     WORD_LIMITS,
     check_rungs,
+    finished_trials,
     policy_of,
     run_study,
 )
@@ -77,6 +78,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="journal file, or an RDB URL (sqlite:///..., postgresql://...); default: the "
         "optuna_storage setting (OPTUNA_STORAGE, else mlruns/optuna.journal)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes sharing the study through its storage, each adding its share of "
+        "--trials (default 1); a journal file or a database both take several",
     )
     parser.add_argument("--study", default=None, help="study name (default: from the inputs)")
     parser.add_argument(
@@ -150,19 +158,20 @@ def train_policy(
     kind = REGISTRY[args.policy]
     space, seeds = kind.search_space(choices), kind.seeds(choices)
     started = time.perf_counter()
-    added: list[int] = []
+    name = args.study or _study_name(args)
+    before = finished_trials(storage, name)  # every worker's trials count as this run's
     study = run_study(
         lambda p: _objective(p, splits[0], prices),
         storage=storage,
-        name=args.study or _study_name(args),
+        name=name,
         trials=args.trials,
         seeds=seeds,
         space=space,
         policy=kind,
         min_accuracy=args.min_accuracy,
         seed=args.seed,
-        on_trial=lambda n, p, v: added.append(n),
         progress=not args.json and sys.stdout.isatty(),
+        workers=args.workers,
     )
     seconds = time.perf_counter() - started
     chosen = choose(
@@ -172,7 +181,8 @@ def train_policy(
     seed_policies = [kind(**(fixed_params(space) | s)) for s in seeds]
     summary = held_out_summary(chosen, splits, prices, choices) | {
         "trials": finished,
-        "trials_this_run": len(added),
+        "trials_this_run": finished - before,
+        "workers": args.workers,
         "seeds": len(seeds),
         "warnings": search_warnings(chosen, seed_policies, finished),
         "seconds": round(seconds, 2),
