@@ -28,6 +28,9 @@ BATCH_PARAMS = 100
 def _mlflow():
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    # Against a tracking server MLflow prints a "View run" line per run on stdout, which
+    # would break a command's `--json` (found with `train` against `mlflow server`).
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     import mlflow
