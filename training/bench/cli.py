@@ -1,7 +1,8 @@
-"""`sleeptime bench proxy|soak|scoring|replay|pool`: the benchmarks, one module each.
+"""`sleeptime bench proxy|soak|replicas|scoring|replay|pool`: the benchmarks, one module each.
 
 proxy    the proxy's overhead against calling the upstream directly (`overhead`)
 soak     the proxy under steady load for minutes: errors and memory over time (`soak`)
+replicas N proxies on one shared store against one SQLite proxy (`replicas`)
 scoring  what the trained router adds to one request (`scoring`)
 replay   a dataset's queries through the real proxy, pass-through vs policy (`live_replay`)
 pool     several live replays as one sample, from their files alone (`pool`)
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from training.bench import overhead, scoring, soak
+from training.bench import overhead, replicas, scoring, soak
 
 
 def parser() -> argparse.ArgumentParser:
@@ -21,6 +22,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="what", required=True)
     overhead.add_parser(sub)
     soak.add_parser(sub)
+    replicas.add_parser(sub)
     scoring.add_parser(sub)
     sub.add_parser("replay", add_help=False, help="a dataset through the proxy: pass-through vs "
                    "the trained policy (`sleeptime bench replay --help`)")  # fmt: skip
@@ -40,7 +42,12 @@ def main(argv: list[str] | None = None) -> int:
 
         return pool.main(argv[1:])
     args = parser().parse_args(argv)
-    runs = {"proxy": overhead.main, "soak": soak.main, "scoring": scoring.main}
+    runs = {
+        "proxy": overhead.main,
+        "soak": soak.main,
+        "replicas": replicas.main,
+        "scoring": scoring.main,
+    }
     return runs[args.what](args)
 
 

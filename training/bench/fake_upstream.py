@@ -25,6 +25,22 @@ COMPLETION = (
 MODELS = b'{"object": "list", "data": [{"id": "bench", "object": "model"}]}'
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
 DELAY = re.compile(rb"chatcmpl-bench-(\d+)")
+STREAMED = re.compile(rb'"stream":\s*true')
+# A streamed answer (sleep-time passes stream, so that a user request can cut them short):
+# its text, then a finish and the usage, then [DONE]; closed after, as a stream's end.
+STREAM_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+STREAM_EVENTS = [
+    b'data: {"id": "s", "object": "chat.completion.chunk", "created": 0, "model": "bench", '
+    b'"choices": [{"index": 0, "delta": {"content": "NOTES:\\n- Paris is the capital of '
+    b'France.\\nQUESTIONS:\\nQ: What is the capital?\\nA: 1"}, "finish_reason": null}]}\n\n',
+    b'data: {"id": "s", "object": "chat.completion.chunk", "created": 0, "model": "bench", '
+    b'"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}\n\n',
+    b'data: {"id": "s", "object": "chat.completion.chunk", "created": 0, "model": "bench", '
+    b'"choices": [], "usage": {"prompt_tokens": 120, "completion_tokens": 20, '
+    b'"total_tokens": 140}}\n\n',
+    b"data: [DONE]\n\n",
+]
+
 
 class _UpstreamProtocol(asyncio.Protocol):
     """Keep-alive HTTP/1.1 with Content-Length bodies: all any OpenAI client sends."""
@@ -42,9 +58,13 @@ class _UpstreamProtocol(asyncio.Protocol):
             if len(self.buffer) < total:
                 return
             path = self.buffer.split(b" ", 2)[1]
+            streamed = STREAMED.search(self.buffer, end, total) is not None
             self.buffer = self.buffer[total:]
             if path.endswith(b"/models"):
                 self._answer(MODELS)
+            elif streamed:
+                self.transport.write(STREAM_HEAD + b"".join(STREAM_EVENTS))
+                self.transport.close()
             else:
                 self._complete(self.delay_s * random.uniform(0.5, 1.5) if self.delay_s else 0.0)
 
@@ -75,10 +95,10 @@ async def serve_upstream(port: int, delay_ms: float) -> None:
     async with server:
         await server.serve_forever()
 
+
 def new_loop() -> asyncio.AbstractEventLoop:
     uvloop = importlib.util.find_spec("uvloop") and importlib.import_module("uvloop")
     return uvloop.new_event_loop() if uvloop else asyncio.new_event_loop()
-
 
 
 def main(argv: list[str] | None = None) -> int:
