@@ -55,6 +55,9 @@ class Settings:
     # at router.store.open_store. Empty: sqlite:///<db_path>.
     store_url: str = ""
     db_path: Path | None = None  # None: <cache_dir>/sleeptime.sqlite
+    # A shared store's claim on a sleep-time job: another replica may take the job over once
+    # its claimer has been silent this long (longer than the longest job).
+    sleep_lease_s: float = 900.0
     salt_path: Path | None = None  # None: <cache_dir>/tenant-salt
     router: str = "passthrough"  # or "enriched"; `serve --policy` routes by a trained policy
     models: str = ""  # comma-separated names clients may use besides "sleeptime"; empty: any

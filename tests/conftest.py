@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "router"))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "training"))
 
+import pg_server
 from fake_upstream import FakeUpstream
 
 from router.local_server import LocalServer, LocalServerConfig
@@ -32,3 +33,15 @@ def fake() -> Iterator[FakeUpstream]:
     """A real HTTP server that answers what a test enqueues, and keeps what it was sent."""
     with FakeUpstream() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[pg_server.PgServer]:
+    """A throwaway PostgreSQL server for the session (tests/router/pg_server.py); its tests
+    skip, saying why, where none can start (no binaries: `scripts/postgres` installs them)."""
+    try:
+        server = pg_server.start()
+    except pg_server.NoServer as exc:
+        pytest.skip(f"PostgreSQL tests SKIPPED, no server: {exc}")
+    yield server
+    server.stop()

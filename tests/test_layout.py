@@ -24,6 +24,8 @@ ADAPTERS = {
     "xllamacpp": {"router/llama_server.py"},
     "mlflow": {"training/tracking.py"},
     "optuna": {"training/search.py"},
+    "psycopg": {"router/store/postgres"},  # postgres.py and its postgres_*.py parts
+    "psycopg_pool": {"router/store/postgres.py"},
     "matplotlib": {"training/plots.py"},
 }
 MAX_LINES = 400

@@ -208,7 +208,7 @@ async def _start(config: ProxyConfig, parts: Parts, stack: contextlib.AsyncExitS
     forwarder, model, models = await _upstream(config, parts, stack)
     store = parts.store
     if store is None:
-        store = open_store(config.store_url)
+        store = open_store(config.store_url, lease_s=config.settings.sleep_lease_s)
         stack.callback(store.close)
     store.requeue_running()
     journal = RecordJournal(config.journal_dir)

@@ -1,7 +1,8 @@
 """The proxy's state: request records, contexts, sleep-time jobs, feedback (see `base`).
 
 A store is opened from a URL, the one place that knows which engines exist:
-`sqlite:///PATH` (or a bare path) is the embedded default. Another engine is one module
+`sqlite:///PATH` (or a bare path) is the embedded default; `postgresql://...` is the
+store several replicas share (`router.store.postgres`). Another engine is one module
 that passes `StoreContract` plus one line in `open_store`.
 """
 
@@ -24,13 +25,23 @@ from router.store.writer import BackgroundWriter
 SQLITE = "sqlite:///"
 
 
-def open_store(url: str | Path) -> Store:
-    """`sqlite:///relative/or//absolute/path`, as SQLAlchemy and MLflow spell it, or a path."""
+def open_store(url: str | Path, *, lease_s: float | None = None) -> Store:
+    """`sqlite:///relative/or//absolute/path`, as SQLAlchemy and MLflow spell it, or a path;
+    or `postgresql://user:password@host:port/database` (libpq's URL, `postgres://` too).
+    `lease_s`: how long a shared store's job claim lasts (one process's SQLite needs none)."""
     text = str(url)
+    if text.startswith(("postgresql://", "postgres://")):  # psycopg only for those who use it
+        try:
+            from router.store.postgres import PostgresStore
+        except ImportError as exc:
+            raise StoreError(
+                f"a postgresql:// store needs psycopg: pip install 'sleeptime[postgres]' ({exc})"
+            ) from exc
+        return PostgresStore(text) if lease_s is None else PostgresStore(text, lease_s=lease_s)
     path = sqlite_path(text)
     if path is None:
         scheme = text.split("://", 1)[0]
-        raise StoreError(f"no store for {scheme}:// URLs; known: sqlite:///PATH")
+        raise StoreError(f"no store for {scheme}:// URLs; known: sqlite:///PATH, postgresql://")
     return SqliteStore(path)
 
 

@@ -1,7 +1,8 @@
 """The Store contract: one test class, reused by every implementation through its `store` fixture.
 
-A PostgreSQL store passes when a subclass of `StoreContract` supplies a fixture
-that opens it and `reopen` that opens it again as a restarted process would.
+A store passes when a subclass of `StoreContract` supplies a fixture that opens it,
+`reopen` that opens it again as a restarted process would, and where claims are leased,
+`outlive_claims` (tests/router/test_store_postgres.py).
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ class StoreContract:
 
     def reopen(self) -> Store:
         raise NotImplementedError
+
+    def outlive_claims(self) -> None:
+        """Time passes until a dead process's claims run out. Nothing to wait for on one
+        process's store (its restart requeues); a shared store's leases expire."""
 
     def test_records_round_trip_per_tenant(self) -> None:
         self.store.add_records([record("r1", prompt_tokens=5, cost=1.5), record("r2")])
@@ -153,6 +158,7 @@ class StoreContract:
         self.store.queue_sleep("t1", "doc", 1)
         assert self.store.claim_job() is not None
         # The process dies here: no finish, no fail, no close.
+        self.outlive_claims()
         restarted = self.reopen()
         assert restarted.requeue_running() == 1
         job = restarted.claim_job()

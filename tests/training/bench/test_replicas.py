@@ -1,4 +1,4 @@
-"""`sleeptime bench replicas`: real proxies on one store, counted from their metrics and the store."""
+"""`sleeptime bench replicas`: real proxies on one store, counted by metrics and store."""
 
 from __future__ import annotations
 
