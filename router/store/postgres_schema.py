@@ -27,16 +27,16 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE requests (
         tenant TEXT NOT NULL, request_id TEXT NOT NULL, time DOUBLE PRECISION NOT NULL,
         route TEXT NOT NULL, status INTEGER NOT NULL, context_id TEXT, context_version INTEGER,
-        rung TEXT, model TEXT, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
-        cached_tokens INTEGER NOT NULL, latency_ms DOUBLE PRECISION NOT NULL,
+        rung TEXT, model TEXT, prompt_tokens BIGINT NOT NULL, completion_tokens BIGINT NOT NULL,
+        cached_tokens BIGINT NOT NULL, latency_ms DOUBLE PRECISION NOT NULL,
         cost DOUBLE PRECISION NOT NULL, error_code TEXT,
         cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
         row_seq BIGSERIAL NOT NULL, PRIMARY KEY (tenant, request_id));
     CREATE INDEX requests_row_seq ON requests (row_seq);
     CREATE TABLE contexts (
         tenant TEXT NOT NULL, context_id TEXT NOT NULL, version INTEGER NOT NULL,
-        text TEXT NOT NULL, source TEXT NOT NULL, seen INTEGER NOT NULL, sleep_status TEXT,
-        learned TEXT, anticipated TEXT, sleep_tokens INTEGER NOT NULL DEFAULT 0, error TEXT,
+        text TEXT NOT NULL, source TEXT NOT NULL, seen BIGINT NOT NULL, sleep_status TEXT,
+        learned TEXT, anticipated TEXT, sleep_tokens BIGINT NOT NULL DEFAULT 0, error TEXT,
         updated DOUBLE PRECISION NOT NULL, expected_queries DOUBLE PRECISION,
         truncated_passes INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (tenant, context_id));
     CREATE TABLE sleep_jobs (
@@ -54,7 +54,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE api_keys (
         key_id TEXT PRIMARY KEY, name TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE,
         prefix TEXT NOT NULL, created DOUBLE PRECISION NOT NULL,
-        revoked_at DOUBLE PRECISION, rpm INTEGER NOT NULL, tpm INTEGER NOT NULL,
+        revoked_at DOUBLE PRECISION, rpm BIGINT NOT NULL, tpm BIGINT NOT NULL,
         budget_usd DOUBLE PRECISION, row_seq BIGSERIAL NOT NULL);
     CREATE UNIQUE INDEX api_keys_live_name ON api_keys (name) WHERE revoked_at IS NULL;
     CREATE TABLE sleep_spend (

@@ -195,6 +195,13 @@ class StoreContract:
             ("k3", True),
         ]
 
+    def test_limits_and_counts_past_32_bits_round_trip(self) -> None:
+        """`sleeptime keys create --tpm` takes any integer; a record's tokens may be large."""
+        key = api_key("k1", "big", rpm=10**9, tpm=10**12)
+        assert self.store.create_key(key) == key
+        self.store.add_records([record("r1", prompt_tokens=3 * 10**9)])
+        assert self.store.get_record("t1", "r1").prompt_tokens == 3 * 10**9  # type: ignore[union-attr]
+
     def test_spend_sums_requests_and_sleep_per_tenant(self) -> None:
         self.store.add_records([record("r1", cost_usd=0.25), record("r2", cost_usd=0.5)])
         self.store.add_records([record("r1", tenant="t2")])
