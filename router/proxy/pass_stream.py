@@ -13,45 +13,33 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
-import anyio
-from fastapi.responses import StreamingResponse
-
 from router.errors import UpstreamError
 from router.proxy.api_errors import from_upstream
+from router.proxy.streaming import SettledStream
 
 if TYPE_CHECKING:
     from router.proxy.passthrough import PassCall
 
-SSE = "text/event-stream"
 CLIENT_CLOSED = (499, "client_closed")
 
 
-class PassStream(StreamingResponse):
+class PassStream(SettledStream):
     def __init__(self, call: PassCall, upstream: Any, *, on_end: Callable[[], None]) -> None:
-        self._events = self._relay()
-        super().__init__(self._events, headers=call.headers(), media_type=SSE)
+        super().__init__(self._relay(upstream), upstream, call.headers())
         self._call = call
-        self._upstream = upstream
         self._on_end = on_end
-        self.on_close: Callable[[], None] = lambda: None
         self.usage: Any = None
         self.outcome: tuple[int, str | None] | None = None
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self._events.aclose()
-                await self._upstream.aclose()
-            self._on_end()
-            self.on_close()
-            status, code = self.outcome or CLIENT_CLOSED
-            self._call.finish(status, code, self.usage)
+    def settle(self) -> None:
+        self._on_end()
+        self.on_close()
+        status, code = self.outcome or CLIENT_CLOSED
+        self._call.finish(status, code, self.usage)
 
-    async def _relay(self) -> AsyncIterator[bytes]:
+    async def _relay(self, upstream: Any) -> AsyncIterator[bytes]:
         try:
-            async for event in self._upstream.events():
+            async for event in upstream.events():
                 if b'"usage"' in event:
                     self.usage = usage_of(event) or self.usage
                 yield event

@@ -48,17 +48,16 @@ async def stream(exchange: Exchange, outgoing: Outgoing) -> Response:
     return RelayResponse(exchange, relay)
 
 
-class RelayResponse(StreamingResponse):
-    """Cleans up in `__call__`, not in the body iterator, which never starts at all when the
-    client leaves before the first event: the connection, the in-flight count and the
-    record are settled the same way however the stream ends. `on_close` gives back the
-    tenant's slot (the pipeline sets it)."""
+class SettledStream(StreamingResponse):
+    """A relayed stream that cleans up in `__call__`, not in the body iterator, which never
+    starts at all when the client leaves before the first event: its events and the
+    upstream stream are closed, then `settle` runs, however the stream ended. `on_close`
+    gives back the tenant's slot (the caller sets it)."""
 
-    def __init__(self, exchange: Exchange, relay: Relay) -> None:
-        self._events = relay.events()
-        super().__init__(self._events, headers=exchange.headers(), media_type=SSE)
-        self._exchange = exchange
-        self._relay = relay
+    def __init__(self, events: Any, upstream: Any, headers: dict[str, str]) -> None:
+        self._events = events
+        super().__init__(events, headers=headers, media_type=SSE)
+        self._upstream = upstream
         self.on_close: Callable[[], None] = lambda: None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -67,8 +66,24 @@ class RelayResponse(StreamingResponse):
         finally:
             with anyio.CancelScope(shield=True):
                 await self._events.aclose()
-                await self._relay.aclose()
-            self._exchange.state.inflight.end()
-            self.on_close()
-            if not self._relay.settled:  # the client left before [DONE]
-                self._exchange.finish(*self._relay.outcome(), usage=self._relay.usage)
+                await self._upstream.aclose()
+            self.settle()
+
+    def settle(self) -> None:
+        raise NotImplementedError
+
+
+class RelayResponse(SettledStream):
+    """A routed stream: the in-flight count, the tenant's slot and, when the client left
+    before [DONE], the record."""
+
+    def __init__(self, exchange: Exchange, relay: Relay) -> None:
+        super().__init__(relay.events(), relay, exchange.headers())
+        self._exchange = exchange
+        self._relay = relay
+
+    def settle(self) -> None:
+        self._exchange.state.inflight.end()
+        self.on_close()
+        if not self._relay.settled:  # the client left before [DONE]
+            self._exchange.finish(*self._relay.outcome(), usage=self._relay.usage)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
+
+from format_contract import FakeStream
 
 from router.proxy.formats.chat_relay import StreamRelay
 from router.upstream import DONE_EVENT
@@ -15,18 +16,6 @@ USAGE = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
 
 def event(chunk: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(chunk).encode() + b"\n\n"
-
-
-class FakeStream:
-    def __init__(self, events: list[bytes]) -> None:
-        self._events = events
-
-    async def events(self) -> AsyncIterator[bytes]:
-        for item in self._events:
-            yield item
-
-    async def aclose(self) -> None:
-        pass
 
 
 FINISHED = [
