@@ -21,7 +21,7 @@ from pathlib import Path
 
 from router.apikeys import mint
 from router.local_server import free_port
-from router.store import SqliteStore
+from router.store import open_store
 from training.bench.fake_upstream import DELAY, content_length
 
 # Every proxied request carries a client key, checked as in production: a master key is set
@@ -122,16 +122,29 @@ class Processes:
     master_key: str  # for /metrics
 
 
-def client_keys(database: Path, count: int = KEYS) -> tuple[str, ...]:
-    """As `sleeptime keys create` makes them, in the store the proxy will open."""
-    store = SqliteStore(database)
+def client_keys(store_url: str | Path, count: int = KEYS) -> tuple[str, ...]:
+    """As `sleeptime keys create` makes them, in the store the proxies will open; names
+    never taken yet, so a bench can run again on the same store."""
+    store = open_store(store_url)
     try:
-        made = [mint(f"bench-{i}", **KEY_LIMITS) for i in range(count)]
+        run = secrets.token_hex(3)
+        made = [mint(f"bench-{i}-{run}", **KEY_LIMITS) for i in range(count)]
         for _, record in made:
             store.create_key(record)
     finally:
         store.close()
     return tuple(key for key, _ in made)
+
+
+def metric_total(port: int, master_key: str, name: str) -> float:
+    """The sum of a metric's samples on one proxy's /metrics, which the master key reads."""
+    headers = {"Authorization": f"Bearer {master_key}"}
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        lines = response.read().decode().splitlines()
+    return sum(
+        float(line.split()[-1]) for line in lines if line.startswith((name + "{", name + " "))
+    )
 
 
 @contextlib.contextmanager

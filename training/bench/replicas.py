@@ -33,15 +33,12 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from router.apikeys import mint
 from router.local_server import free_port
 from router.settings import safe_url
 from router.store import open_store
 from router.store.base import Store
 from training.bench.fake_upstream import DELAY, content_length, new_loop
-from training.bench.load import KEY_LIMITS, chat_request, run_process
-
-KEYS = 4
+from training.bench.load import chat_request, client_keys, metric_total, run_process
 
 
 @dataclass(frozen=True)
@@ -106,29 +103,12 @@ def _request_id(head: bytes) -> str:
     raise RuntimeError("an answer without X-Request-Id")
 
 
-def _get(url: str, master: str) -> bytes:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {master}"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return response.read()
-
-
 def _post(url: str, key: str, body: dict) -> None:
     data = json.dumps(body).encode()
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     request = urllib.request.Request(url, data=data, headers=headers, method="POST")
     with urllib.request.urlopen(request, timeout=10):
         pass
-
-
-def _jobs_done(port: int, master: str) -> int:
-    text = _get(f"http://127.0.0.1:{port}/metrics", master).decode()
-    return int(
-        sum(
-            float(line.split()[-1])
-            for line in text.splitlines()
-            if line.startswith("sleeptime_sleep_jobs_total{")
-        )
-    )
 
 
 @contextlib.contextmanager
@@ -155,12 +135,9 @@ def _proxies(url: str, replicas: int, folder: Path, master: str) -> Iterator[lis
 
 def run_side(url: str, replicas: int, args: argparse.Namespace, folder: Path) -> Side:
     master = "sk-" + secrets.token_urlsafe(32)
+    keys = client_keys(url)
     store = open_store(url)
     try:
-        made = [mint(f"bench-{i}-{secrets.token_hex(3)}", **KEY_LIMITS) for i in range(KEYS)]
-        for _, record in made:
-            store.create_key(record)
-        keys = tuple(key for key, _ in made)
         with _proxies(url, replicas, folder, master) as ports:
             for i in range(args.contexts):
                 port = ports[i % len(ports)]
@@ -175,7 +152,8 @@ def run_side(url: str, replicas: int, args: argparse.Namespace, folder: Path) ->
             )
             seconds = time.monotonic() - started
             _settle(store, args.settle_s)
-            per_replica = [_jobs_done(port, master) for port in ports]
+            jobs = "sleeptime_sleep_jobs_total"
+            per_replica = [int(metric_total(port, master, jobs)) for port in ports]
         counts = store.job_counts()
         in_store = counts.get("done", 0) + counts.get("failed", 0)
         tenants = [key.tenant for key in store.list_keys()]

@@ -20,12 +20,11 @@ import argparse
 import asyncio
 import json
 import time
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from training.bench.fake_upstream import new_loop
-from training.bench.load import Client, chat_request, proxy_before_upstream
+from training.bench.load import Client, chat_request, metric_total, proxy_before_upstream
 
 WARMUP_S = 20.0
 SAMPLE_S = 5.0
@@ -93,23 +92,13 @@ async def _drive(
     return counts["sent"], counts["errors"], samples
 
 
-def _dropped(port: int, master_key: str) -> float:
-    headers = {"Authorization": f"Bearer {master_key}"}  # /metrics is the master key's
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers=headers)
-    with urllib.request.urlopen(request, timeout=5) as response:
-        for line in response.read().decode().splitlines():
-            if line.startswith("sleeptime_records_dropped"):
-                return float(line.split()[-1])
-    return 0.0
-
-
 def run(args: argparse.Namespace) -> SoakResult:
     with proxy_before_upstream(args.upstream_ms, "sleeptime-soak-") as p:
         started = time.monotonic()
         driven = _drive(p.proxy_port, p.proxy_pid, p.keys, args)
         sent, errors, samples = new_loop().run_until_complete(driven)
         seconds = time.monotonic() - started
-        dropped = _dropped(p.proxy_port, p.master_key)
+        dropped = metric_total(p.proxy_port, p.master_key, "sleeptime_records_dropped")
     steady = [mb for t, mb in samples if t >= min(WARMUP_S, seconds / 4)] or [samples[-1][1]]
     half = [mb for t, mb in samples if t >= seconds / 2] or [samples[-1][1]]
     return SoakResult(
