@@ -56,8 +56,8 @@ class Settings:
     store_url: str = ""
     db_path: Path | None = None  # None: <cache_dir>/sleeptime.sqlite
     # A shared store's claim on a sleep-time job: another replica may take the job over once
-    # its claimer has been silent this long (longer than the longest job).
-    sleep_lease_s: float = 900.0
+    # its claimer has been silent this long (a live claimer renews it every third of it).
+    sleep_lease_s: float = 60.0
     salt_path: Path | None = None  # None: <cache_dir>/tenant-salt
     router: str = "passthrough"  # or "enriched"; `serve --policy` routes by a trained policy
     models: str = ""  # comma-separated names clients may use besides "sleeptime"; empty: any
@@ -73,6 +73,10 @@ class Settings:
     cors_origins: str = ""  # comma-separated origins that get CORS headers; empty: none
     default_rpm: int = 0  # requests per minute of a key created without its own; 0: unlimited
     default_tpm: int = 0  # tokens per minute, likewise
+    # On a shared (PostgreSQL) store, replicas share keys' rpm/tpm and spend through it this
+    # often (seconds): a key may overshoot by what other replicas admit within about one
+    # interval. 0: each replica limits alone. One process on SQLite never syncs.
+    usage_sync_s: float = 1.0
     # Server limits on clients.
     header_timeout_s: float = 10.0  # a request's headers must arrive within this
     body_timeout_s: float = 30.0  # and its body within this

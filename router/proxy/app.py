@@ -229,7 +229,10 @@ async def _start(config: ProxyConfig, parts: Parts, stack: contextlib.AsyncExitS
         models=models,
     )
     state.records.writer.start()
+    if state.usage_sync is not None:
+        state.usage_sync.start()
     stack.callback(state.close)
+    stack.callback(state.contexts.watch())  # another replica's context changes, as they commit
     if config.sleep_enabled:
         await _start_worker(config, parts, state, stack)
     return state
@@ -326,6 +329,7 @@ async def _start_worker(
         is_idle=state.inflight.is_idle,
         budget=budget,
         passes_after_probe=passes_after_probe,
+        renew_every_s=config.settings.sleep_lease_s / 3,
         on_finished=finished,
     )
     state.attach(worker)

@@ -6,6 +6,7 @@ One small object per concern, so each can be read, tested and replaced alone:
                             requests and tokens per minute and its budget (`router.proxy.gate`)
     keys      KeyRing       the store's client keys, in memory, at most a second old
     spend     Spend         dollars per tenant: requests and sleep-time work
+    usage_sync UsageSync    on a shared store: keys' limits across replicas; else None
     limits    KeyLimits     per-key requests in flight (429 beyond `max_inflight_per_key`)
     inflight  InFlight      user requests in flight, what the sleep-time worker waits on
     contexts  ContextCache  context records, kept `context_cache_s`
@@ -32,8 +33,11 @@ from router.proxy.prometheus import Metrics
 from router.proxy.rates import Rates
 from router.proxy.records import Records
 from router.proxy.routing import Router
+from router.proxy.shared_usage import SharedUsage
 from router.proxy.spend import Spend
 from router.proxy.tenants import Tenants
+from router.proxy.usage_sync import UsageSync
+from router.store import sqlite_path
 from router.store.base import Store
 from router.store.journal import RecordJournal
 from router.upstream import Forwarder
@@ -79,13 +83,16 @@ class ProxyState:
             upstream_key=config.settings.upstream_key,
         )
         self.keys = KeyRing(store)
-        self.spend = Spend(store.spend_by_tenant())
         settings = config.settings
+        # Replicas on a shared store share their keys' limits (`usage_sync`); started by the app.
+        shared = SharedUsage() if settings.usage_sync_s > 0 and _is_shared(config) else None
+        self.usage_sync = UsageSync(store, shared, settings.usage_sync_s) if shared else None
+        self.spend = Spend(store.spend_by_tenant(), shared)
         self.gate = Gatekeeper(
             master_key=settings.master_key,
             keys=self.keys,
             tenants=tenants,
-            rates=Rates(),
+            rates=Rates(shared=shared),
             spend=self.spend,
             default_rpm=settings.default_rpm,
             default_tpm=settings.default_tpm,
@@ -105,4 +112,11 @@ class ProxyState:
             self.metrics.count_spend(self.gate.label_of(tenant), kind, usd)
 
     def close(self) -> None:
+        if self.usage_sync is not None:
+            self.usage_sync.close()
         self.records.close()
+
+
+def _is_shared(config: ProxyConfig) -> bool:
+    """Not one process's SQLite file: other replicas may use the same store."""
+    return sqlite_path(config.store_url) is None

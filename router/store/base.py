@@ -10,8 +10,9 @@ from "queued" to "running", and `requeue_running` (called once at start) puts
 back the jobs a dead process left "running". Registering a new version of a
 context supersedes its older queued jobs and clears its learned context.
 
-SQLite implements it now (`router.store.sqlite`); PostgreSQL later, by passing
-the same contract tests (`tests/router/test_store.py`).
+SQLite (`router.store.sqlite`, the embedded default) and PostgreSQL
+(`router.store.postgres`, shared by replicas) implement it and pass the same contract
+tests (`tests/router/test_store.py`).
 
 `StoreReader` is apart from `Store`: its questions scan tables, so they serve offline
 work and periodic reports from their own connection, never a request.
@@ -112,8 +113,43 @@ class KeyStore(Protocol):
     def add_sleep_spend(self, tenant: str, usd: float) -> None: ...
 
     def spend_by_tenant(self) -> dict[str, float]:
-        """Dollars per tenant since the start: its requests' cost_usd plus its sleep spend."""
+        """Dollars per tenant since the start: its requests' cost_usd plus its sleep spend.
+        Read from an aggregate kept as records and charges are written: no table scan."""
         ...
+
+    def add_usage(self, deltas: Sequence[UsageDelta], now: float) -> dict[str, UsageTotals]:
+        """Adds each delta to its tenant's bucket of `now`, in one transaction, and returns
+        every named tenant's totals over the window ending at `now` (a zero delta only reads).
+        Replicas call it to share per-key limits (`router.proxy.usage_sync`)."""
+        ...
+
+    def prune_usage(self, before: float) -> int:
+        """Drops the buckets older than `before`; how many."""
+        ...
+
+
+@dataclass(frozen=True)
+class UsageDelta:
+    """What one replica admitted for a tenant since its last push."""
+
+    tenant: str
+    requests: int = 0
+    tokens: int = 0
+
+
+@dataclass(frozen=True)
+class UsageTotals:
+    """A tenant's use across every replica: requests and tokens in the last `USAGE_WINDOW_S`
+    seconds (`oldest`: the start of its oldest counted bucket, None when none) and its
+    dollars since the start."""
+
+    requests: int = 0
+    tokens: int = 0
+    usd: float = 0.0
+    oldest: float | None = None
+
+
+USAGE_WINDOW_S = 60  # the rate limits' minute; buckets are whole seconds of the wall clock
 
 
 @dataclass(frozen=True)
@@ -138,6 +174,8 @@ class ContextRecord:
     # Sleep passes of `learned` cut off by their token budget: an estimator feature, so the
     # proxy scores a context as collect's tables did when the estimators were fit.
     truncated_passes: int = 0
+    # How answers for this context are checked and shaped, given at registration (None: free).
+    answer_format: str | None = None
 
     @property
     def has_learned(self) -> bool:
@@ -179,10 +217,16 @@ class Store(KeyStore, Protocol):
         ...
 
     def register_context(
-        self, tenant: str, context_id: str, text: str, expected_queries: float | None = None
+        self,
+        tenant: str,
+        context_id: str,
+        text: str,
+        expected_queries: float | None = None,
+        answer_format: str | None = None,
     ) -> ContextRecord:
         """Create, or re-register: new text makes a new version and drops what was learned;
-        a given `expected_queries` replaces the stored one, None keeps it."""
+        a given `expected_queries` or `answer_format` replaces the stored one, None keeps it
+        (neither makes a new version)."""
         ...
 
     def get_context(self, tenant: str, context_id: str) -> ContextRecord | None: ...
@@ -192,6 +236,10 @@ class Store(KeyStore, Protocol):
         ...
 
     def claim_job(self) -> SleepJob | None: ...
+
+    def renew_lease(self, job: SleepJob) -> bool:
+        """The claim is still `job`'s (its lease extended); False: the job was taken back."""
+        ...
 
     def finish_job(self, job: SleepJob, learned: LearnedRecord) -> None: ...
 

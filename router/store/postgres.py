@@ -8,8 +8,9 @@ Behaviour mirrors `router.store.sqlite` method by method and passes the same con
 - The sleep-time queue is claimed with `SELECT ... FOR UPDATE SKIP LOCKED`: two replicas
   never claim the same job, and neither waits on the other's claim. A claim carries a
   lease (`lease_s`, by the database's clock): a job whose claimer died is claimable again
-  once its lease ran out, without anyone calling `requeue_running`. `lease_s` must exceed
-  the longest sleep-time job, or a slow live replica's job is claimed a second time.
+  once its lease ran out, without anyone calling `requeue_running`. A live claimer renews
+  its lease while it works (`renew_lease`), so the lease bounds how long a dead replica's
+  job waits, not how long a job may take.
 - The number of attempts fences a claim: `finish_job`/`fail_job` of a claim that ran out
   and was claimed again change nothing, so a job's result is stored once, by its last
   claimer.
@@ -21,7 +22,8 @@ Behaviour mirrors `router.store.sqlite` method by method and passes the same con
   left to it (SKIP LOCKED), as SQLite leaves running jobs, and never deadlock with it.
 
 The schema and its migrations are in `postgres_schema`, keys in `postgres_keys`, report
-queries in `postgres_reports`.
+queries in `postgres_reports`; lease renewal and change notifications (each context write
+but a sighting's count NOTIFYs) in `postgres_replicas`.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ from router.store.base import (
     Source,
     StoreError,
 )
-from router.store.postgres_keys import PostgresKeys
+from router.store.postgres_keys import PostgresKeys, add_request_spend
+from router.store.postgres_replicas import PostgresReplicas, notify
 from router.store.postgres_schema import SCHEMA_VERSION, migrate, schema_version
 
 Db = Connection[Any]
@@ -79,12 +82,12 @@ _REQUEUE = (
 _MARK = "SELECT (SELECT MAX(row_seq) FROM requests), (SELECT MAX(row_seq) FROM feedback)"
 
 
-class PostgresStore(PostgresKeys):
+class PostgresStore(PostgresKeys, PostgresReplicas):
     def __init__(
-        self, url: str, *, lease_s: float = 900.0, pool_size: int = 4, timeout_s: float = 10.0
+        self, url: str, *, lease_s: float = 60.0, pool_size: int = 4, timeout_s: float = 10.0
     ) -> None:
-        """`lease_s`: how long a claimed sleep-time job is its claimer's before another
-        replica may claim it; the default is well above a sleep pass's token budget."""
+        """`lease_s`: how long a claimed sleep-time job is its claimer's, unless renewed,
+        before another replica may claim it."""
         self.url = url
         self.lease_s = lease_s
         self._where = safe_url(url)
@@ -101,6 +104,7 @@ class PostgresStore(PostgresKeys):
 
     def add_records(self, records: Sequence[RequestRecord]) -> None:
         with self._tx() as db, db.cursor() as cursor:
+            add_request_spend(db, records)
             cursor.executemany(_ADD_RECORD, [dataclasses.astuple(r) for r in records])
 
     def get_record(self, tenant: str, request_id: str) -> RequestRecord | None:
@@ -144,7 +148,12 @@ class PostgresStore(PostgresKeys):
         return _context_of(row)
 
     def register_context(
-        self, tenant: str, context_id: str, text: str, expected_queries: float | None = None
+        self,
+        tenant: str,
+        context_id: str,
+        text: str,
+        expected_queries: float | None = None,
+        answer_format: str | None = None,
     ) -> ContextRecord:
         with self._tx() as db:
             db.execute(
@@ -156,12 +165,12 @@ class PostgresStore(PostgresKeys):
             assert known is not None, "inserted above or there already"
             if known.text != text:
                 _new_version(db, known, text)
-            if expected_queries is not None:
-                db.execute(
-                    "UPDATE contexts SET expected_queries = %s"
-                    " WHERE tenant = %s AND context_id = %s",
-                    (expected_queries, tenant, context_id),
-                )
+            given = {"expected_queries": expected_queries, "answer_format": answer_format}
+            for column, value in given.items():
+                if value is not None:
+                    sql = f"UPDATE contexts SET {column} = %s WHERE tenant = %s AND context_id = %s"
+                    db.execute(sql, (value, tenant, context_id))
+            notify(db, tenant, context_id)
             record = _context_or_none(db, tenant, context_id)
         assert record is not None
         return record
@@ -338,6 +347,8 @@ def _end_claim(db: Db, job: SleepJob, status: str, error: str | None) -> bool:
         " WHERE job_id = %s AND status = 'running' AND attempts = %s",
         (status, error, time.time(), job.job_id, job.attempts),
     )
+    if cursor.rowcount == 1:
+        notify(db, job.tenant, job.context_id)
     return cursor.rowcount == 1
 
 
@@ -347,3 +358,4 @@ def _set_context_status(db: Db, tenant: str, context_id: str, version: int, stat
         " WHERE tenant = %s AND context_id = %s AND version = %s",
         (status, time.time(), tenant, context_id, version),
     )
+    notify(db, tenant, context_id)

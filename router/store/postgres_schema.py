@@ -61,6 +61,19 @@ MIGRATIONS: tuple[str, ...] = (
         tenant TEXT NOT NULL, time DOUBLE PRECISION NOT NULL, usd DOUBLE PRECISION NOT NULL);
     CREATE INDEX sleep_spend_time ON sleep_spend (time);
     """,
+    # Shared limits: spend per tenant kept as it is written (seeded once from the rows so
+    # far), requests and tokens per tenant per second; and a context's answer format.
+    """
+    ALTER TABLE contexts ADD COLUMN answer_format TEXT;
+    CREATE TABLE tenant_spend (tenant TEXT PRIMARY KEY, usd DOUBLE PRECISION NOT NULL);
+    INSERT INTO tenant_spend SELECT tenant, SUM(usd) FROM (SELECT tenant, cost_usd AS usd
+        FROM requests WHERE cost_usd > 0 UNION ALL SELECT tenant, usd FROM sleep_spend)
+        AS spent GROUP BY tenant;
+    CREATE TABLE usage (
+        tenant TEXT NOT NULL, bucket BIGINT NOT NULL, requests BIGINT NOT NULL,
+        tokens BIGINT NOT NULL, PRIMARY KEY (tenant, bucket));
+    CREATE INDEX usage_bucket ON usage (bucket);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"

@@ -7,9 +7,9 @@ spinning on SQLITE_BUSY. `synchronous=NORMAL` is WAL's durable-on-checkpoint
 mode: a power cut may lose the last transactions, never corrupt the file.
 
 The schema is versioned in the `meta` table; a file written by a newer version
-of this code is refused rather than misread. Client keys and spend are in
-`sqlite_keys`, report queries in `sqlite_reports`. The file, its -wal and -shm are
-0600 (`files.make_private`): they hold tenants' contexts, answers and spend.
+of this code is refused rather than misread (`sqlite_schema`). Client keys and spend
+are in `sqlite_keys`, report queries in `sqlite_reports`. The file, its -wal and -shm
+are 0600 (`files.make_private`): they hold tenants' contexts, answers and spend.
 """
 
 from __future__ import annotations
@@ -35,40 +35,11 @@ from router.store.base import (
     StoreError,
 )
 from router.store.files import make_private
-from router.store.sqlite_keys import SqliteKeys
+from router.store.sqlite_keys import SqliteKeys, add_request_spend
+from router.store.sqlite_lease import SqliteLease
 from router.store.sqlite_reports import window_aggregates
+from router.store.sqlite_schema import SCHEMA, SCHEMA_VERSION, UPGRADES
 
-SCHEMA_VERSION = 4
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS requests (
-    tenant TEXT NOT NULL, request_id TEXT NOT NULL, time REAL NOT NULL, route TEXT NOT NULL,
-    status INTEGER NOT NULL, context_id TEXT, context_version INTEGER, rung TEXT, model TEXT,
-    prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
-    cached_tokens INTEGER NOT NULL, latency_ms REAL NOT NULL, cost REAL NOT NULL, error_code TEXT,
-    cost_usd REAL NOT NULL DEFAULT 0, PRIMARY KEY (tenant, request_id));
-CREATE TABLE IF NOT EXISTS contexts (
-    tenant TEXT NOT NULL, context_id TEXT NOT NULL, version INTEGER NOT NULL, text TEXT NOT NULL,
-    source TEXT NOT NULL, seen INTEGER NOT NULL, sleep_status TEXT, learned TEXT,
-    anticipated TEXT, sleep_tokens INTEGER NOT NULL DEFAULT 0, error TEXT, updated REAL NOT NULL,
-    expected_queries REAL, truncated_passes INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (tenant, context_id));
-CREATE TABLE IF NOT EXISTS sleep_jobs (
-    job_id INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, context_id TEXT NOT NULL,
-    version INTEGER NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
-    error TEXT, created REAL NOT NULL, updated REAL NOT NULL,
-    UNIQUE (tenant, context_id, version));
-CREATE INDEX IF NOT EXISTS sleep_jobs_status ON sleep_jobs (status, job_id);
-CREATE TABLE IF NOT EXISTS feedback (
-    tenant TEXT NOT NULL, request_id TEXT NOT NULL, correct INTEGER NOT NULL, time REAL NOT NULL,
-    PRIMARY KEY (tenant, request_id));
-"""
-# Version n -> n + 1, in place: an older file keeps its data and gains the new column.
-_UPGRADES = {
-    1: "ALTER TABLE contexts ADD COLUMN expected_queries REAL",
-    2: "ALTER TABLE contexts ADD COLUMN truncated_passes INTEGER NOT NULL DEFAULT 0",
-    3: "ALTER TABLE requests ADD COLUMN cost_usd REAL NOT NULL DEFAULT 0",  # keys: new tables
-}
 _RECORD_COLUMNS = ", ".join(f.name for f in dataclasses.fields(RequestRecord))
 _CONTEXT_COLUMNS = ", ".join(f.name for f in dataclasses.fields(ContextRecord))
 _JOB_COLUMNS = "job_id, tenant, context_id, version, status, attempts, error"
@@ -76,7 +47,7 @@ _ANY_QUEUED = "SELECT 1 FROM sleep_jobs WHERE status = 'queued' LIMIT 1"
 _MARK = "SELECT (SELECT MAX(rowid) FROM requests), (SELECT MAX(rowid) FROM feedback)"
 
 
-class SqliteStore(SqliteKeys):
+class SqliteStore(SqliteKeys, SqliteLease):
     def __init__(self, path: Path | str, *, timeout_s: float = 10.0) -> None:
         self.path = Path(path)
         self._timeout_s = timeout_s
@@ -93,6 +64,7 @@ class SqliteStore(SqliteKeys):
         marks = ", ".join("?" * len(dataclasses.fields(RequestRecord)))
         sql = f"INSERT OR REPLACE INTO requests ({_RECORD_COLUMNS}) VALUES ({marks})"
         with self._write() as db:
+            add_request_spend(db, records)
             db.executemany(sql, [dataclasses.astuple(r) for r in records])
 
     def get_record(self, tenant: str, request_id: str) -> RequestRecord | None:
@@ -130,7 +102,12 @@ class SqliteStore(SqliteKeys):
             return _context(db, tenant, context_id)
 
     def register_context(
-        self, tenant: str, context_id: str, text: str, expected_queries: float | None = None
+        self,
+        tenant: str,
+        context_id: str,
+        text: str,
+        expected_queries: float | None = None,
+        answer_format: str | None = None,
     ) -> ContextRecord:
         with self._write() as db:
             known = _context_or_none(db, tenant, context_id)
@@ -142,11 +119,11 @@ class SqliteStore(SqliteKeys):
                 )
             elif known.text != text:
                 _new_version(db, known, text)
-            if expected_queries is not None:
-                db.execute(
-                    "UPDATE contexts SET expected_queries = ? WHERE tenant = ? AND context_id = ?",
-                    (expected_queries, tenant, context_id),
-                )
+            given = {"expected_queries": expected_queries, "answer_format": answer_format}
+            for column, value in given.items():
+                if value is not None:
+                    sql = f"UPDATE contexts SET {column} = ? WHERE tenant = ? AND context_id = ?"
+                    db.execute(sql, (value, tenant, context_id))
             return _context(db, tenant, context_id)
 
     def get_context(self, tenant: str, context_id: str) -> ContextRecord | None:
@@ -321,7 +298,7 @@ class SqliteStore(SqliteKeys):
                     f"{SCHEMA_VERSION}: upgrade sleeptime or use another --db"
                 )
             for step in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
-                _upgrade(db, _UPGRADES[step])
+                _upgrade(db, UPGRADES[step])
                 db.execute(
                     "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(step + 1),)
                 )

@@ -39,7 +39,7 @@ from router.store import open_store
 
 pytestmark = pytest.mark.timeout(240)
 MASTER = "sk-master-replicas-test"
-LEASE_S = 5.0  # no heartbeat yet: a claim must outlast the steps before the kill
+LEASE_S = 5.0  # renewed every third while the job runs; a killed replica's claim ends within it
 NOTES = "NOTES:\n- Eggs sold: 16 - 3 - 4 = 9\nQUESTIONS:\nQ: How many eggs are sold?\nA: 9"
 
 

@@ -23,7 +23,7 @@ from router.store import (
     Store,
     StoreError,
 )
-from router.store.base import ApiKey, KeyExists
+from router.store.base import ApiKey, KeyExists, UsageDelta, UsageTotals
 from router.store.sqlite import SCHEMA_VERSION
 
 
@@ -210,6 +210,40 @@ class StoreContract:
         assert self.store.spend_by_tenant() == {"t1": 0.875, "t3": 1.0}
         assert self.store.get_record("t1", "r2").cost_usd == 0.5  # type: ignore[union-attr]
 
+    def test_spend_counts_a_request_written_again_once(self) -> None:
+        """The journal may replay a record the store already has: its dollars count once."""
+        self.store.add_records([record("r1", cost_usd=0.25), record("r2", cost_usd=0.5)])
+        self.store.add_records([record("r1", cost_usd=0.25)])
+        assert self.store.spend_by_tenant() == {"t1": 0.75}
+        self.store.add_records([record("r2", cost_usd=1.0), record("r3", tenant="t2", cost_usd=2)])
+        assert self.reopen().spend_by_tenant() == {"t1": 1.25, "t2": 2.0}
+
+    def test_usage_adds_up_across_writers_within_the_window(self) -> None:
+        """Each replica pushes its deltas; each gets the cluster's totals back."""
+        other = self.reopen()
+        self.store.add_records([record("r1", tenant="t2", cost_usd=0.5)])
+        got = self.store.add_usage([UsageDelta("t1", 3, 100), UsageDelta("t2", 1)], 1000.5)
+        assert got == {"t1": UsageTotals(3, 100, 0.0, 1000), "t2": UsageTotals(1, 0, 0.5, 1000)}
+        got = other.add_usage([UsageDelta("t1", 2, 50), UsageDelta("t3")], 1030.2)
+        assert got == {"t1": UsageTotals(5, 150, 0.0, 1000), "t3": UsageTotals()}
+        # At 1060.9 the bucket of second 1000 has left the minute: only 1030's remain.
+        later = self.store.add_usage([UsageDelta("t1"), UsageDelta("t2")], 1060.9)
+        assert later == {"t1": UsageTotals(2, 50, 0.0, 1030), "t2": UsageTotals(0, 0, 0.5, None)}
+        assert self.store.prune_usage(1030) == 2
+        assert self.store.add_usage([UsageDelta("t1")], 1031) == {"t1": UsageTotals(2, 50, 0, 1030)}
+
+    def test_answer_format_is_kept_until_given_again_and_is_no_new_version(self) -> None:
+        first = self.store.register_context("t1", "doc", "a")
+        assert first.answer_format is None
+        given = self.store.register_context("t1", "doc", "a", answer_format="number")
+        assert (given.version, given.answer_format) == (1, "number")
+        assert self.store.register_context("t1", "doc", "b").answer_format == "number"
+        self.store.register_context("t1", "doc", "b", answer_format="json")
+        assert self.store.get_context("t1", "doc").answer_format == "json"  # type: ignore[union-attr]
+        seen = self.store.sight_context("t1", "doc", "b", "implicit")
+        assert (seen.version, seen.answer_format) == (2, "json")
+        assert self.store.get_context("t2", "doc") is None
+
     def test_integrity(self) -> None:
         assert self.store.integrity_problems() == []
 
@@ -226,6 +260,30 @@ class StoreContract:
             thread.join()
         assert self.store.get_context("t1", "shared").seen == 200  # type: ignore[union-attr]
         assert self.store.get_record("t1", "w3-49") is not None
+
+    def test_a_claim_renews_until_its_job_ends(self) -> None:
+        self.store.register_context("t1", "doc", "a")
+        self.store.queue_sleep("t1", "doc", 1)
+        job = self.store.claim_job()
+        assert job is not None
+        assert self.store.renew_lease(job) and self.store.renew_lease(job)
+        self.store.finish_job(job, LEARNED)
+        assert not self.store.renew_lease(job)
+        assert self.store.get_context("t1", "doc").has_learned  # type: ignore[union-attr]
+
+    def test_a_claim_taken_back_renews_no_more(self) -> None:
+        self.store.register_context("t1", "doc", "a")
+        self.store.queue_sleep("t1", "doc", 1)
+        first = self.store.claim_job()
+        assert first is not None
+        self.outlive_claims()  # its claimer stalled (or died) past the lease
+        restarted = self.reopen()
+        restarted.requeue_running()
+        again = restarted.claim_job()
+        assert again is not None and again.attempts == first.attempts + 1
+        assert not self.store.renew_lease(first)  # fenced: the old claimer learns to stop
+        assert restarted.renew_lease(again)
+        restarted.close()
 
 
 class TestSqliteStore(StoreContract):
@@ -275,7 +333,6 @@ class TestSqliteStore(StoreContract):
         with pytest.raises(StoreError):
             SqliteStore(junk)
 
-
     def test_store_files_are_private(self, tmp_path: Path) -> None:
         """The database, its -wal and -shm are 0600, whatever the umask."""
         old_mask = os.umask(0o022)
@@ -307,6 +364,36 @@ class TestSqliteStore(StoreContract):
         store.add_records([record("r1", cost_usd=0.5)])
         store.create_key(api_key("k1", "alice"))
         assert store.spend_by_tenant() == {"t1": 0.5}
+        assert store.integrity_problems() == []
+        store.close()
+
+    def test_a_version_5_store_seeds_its_spend_once_and_gains_answer_format(
+        self, tmp_path: Path
+    ) -> None:
+        old = tmp_path / "v5.sqlite"
+        SqliteStore(old).close()
+        with sqlite3.connect(old) as db:  # back to version 5: spend only in the rows
+            db.execute("DROP TABLE tenant_spend")
+            db.execute("ALTER TABLE contexts DROP COLUMN answer_format")
+            db.execute("UPDATE meta SET value = '4'")
+            db.execute(
+                "INSERT INTO requests (tenant, request_id, time, route, status,"
+                " prompt_tokens, completion_tokens, cached_tokens, latency_ms, cost,"
+                " cost_usd) VALUES ('t1', 'r1', 1, 'full', 200, 0, 0, 0, 1, 0, 0.5)"
+            )
+            db.execute("INSERT INTO sleep_spend VALUES ('t1', 1, 0.25), ('t2', 1, 1)")
+            db.execute(
+                "INSERT INTO contexts (tenant, context_id, version, text, source, seen,"
+                " updated) VALUES ('t1', 'doc', 1, 'a', 'explicit', 0, 1)"
+            )
+        store = SqliteStore(old)
+        assert store.spend_by_tenant() == {"t1": 0.75, "t2": 1.0}
+        store.add_sleep_spend("t2", 1.0)
+        store.close()
+        store = SqliteStore(old)  # seeded once: reopening does not count the rows again
+        assert store.spend_by_tenant() == {"t1": 0.75, "t2": 2.0}
+        assert store.get_context("t1", "doc").answer_format is None  # type: ignore[union-attr]
+        assert store.register_context("t1", "doc", "a", answer_format="x").answer_format == "x"
         assert store.integrity_problems() == []
         store.close()
 

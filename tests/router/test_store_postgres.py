@@ -33,7 +33,7 @@ from router.settings import Settings
 from router.store import Store, StoreError, open_store
 from router.store.base import SleepJob
 from router.store.postgres import PostgresStore
-from router.store.postgres_schema import SCHEMA_VERSION
+from router.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION
 
 REPORT_TESTS = (
     test_adjacent_windows_add_up_to_their_span,
@@ -189,6 +189,36 @@ def test_replicas_starting_together_migrate_once(database: Callable[[], str]) ->
     for store in opened:
         assert store.integrity_problems() == []
         store.close()
+
+
+def test_a_version_1_database_seeds_its_spend_once_and_gains_answer_format(
+    database: Callable[[], str],
+) -> None:
+    url = database()
+    with psycopg.connect(url, autocommit=True) as db:  # as sleeptime left it at version 1
+        db.execute(MIGRATIONS[0])
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        db.execute(
+            "INSERT INTO requests (tenant, request_id, time, route, status, prompt_tokens,"
+            " completion_tokens, cached_tokens, latency_ms, cost, cost_usd)"
+            " VALUES ('t1', 'r1', 1, 'full', 200, 0, 0, 0, 1, 0, 0.5)"
+        )
+        db.execute("INSERT INTO sleep_spend VALUES ('t1', 1, 0.25), ('t2', 1, 1)")
+        db.execute(
+            "INSERT INTO contexts (tenant, context_id, version, text, source, seen, updated)"
+            " VALUES ('t1', 'doc', 1, 'a', 'explicit', 0, 1)"
+        )
+    store = PostgresStore(url)
+    assert store.spend_by_tenant() == {"t1": 0.75, "t2": 1.0}
+    store.add_sleep_spend("t2", 1.0)
+    store.close()
+    store = PostgresStore(url)  # seeded once: opening again does not count the rows again
+    assert store.spend_by_tenant() == {"t1": 0.75, "t2": 2.0}
+    assert store.get_context("t1", "doc").answer_format is None  # type: ignore[union-attr]
+    assert store.register_context("t1", "doc", "a", answer_format="x").answer_format == "x"
+    assert store.integrity_problems() == []
+    store.close()
 
 
 def test_a_wrong_password_is_a_store_error_without_the_password(pg, database) -> None:  # type: ignore[no-untyped-def]

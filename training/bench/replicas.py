@@ -13,7 +13,13 @@ proxies, for `--seconds`. Then it waits for the sleep-time queue to empty and co
 
 The replicated side needs a store several processes share: `--store postgresql://...`
 (an empty database: the bench creates its keys there). The SQLite side is one proxy on
-a temporary file, the embedded default.
+a temporary file, the embedded default. The bench's keys have limits (far above the load),
+so the replicas count them and sync them every `--usage-sync-s` (0: off): running it with
+0 and with 1 prices the sharing of limits per request.
+
+`--overshoot-rpm N` measures the other side of that trade instead: for each interval of
+`--overshoot-sync`, two replicas, one key with rpm N, requests at `--overshoot-rps` a
+second alternately through both until well past N; how many more than N were admitted.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from router.apikeys import mint
 from router.local_server import free_port
 from router.settings import safe_url
 from router.store import open_store
@@ -112,13 +119,15 @@ def _post(url: str, key: str, body: dict) -> None:
 
 
 @contextlib.contextmanager
-def _proxies(url: str, replicas: int, folder: Path, master: str) -> Iterator[list[int]]:
+def _proxies(
+    url: str, replicas: int, folder: Path, master: str, sync_s: float = 1.0
+) -> Iterator[list[int]]:
     """The fake upstream and `replicas` proxies on the store at `url`, all ready."""
     python = sys.executable
     upstream = free_port()
     fake = [python, "-m", "training.bench.fake_upstream", "--port", str(upstream)]
     fake += ["--delay-ms", "50"]
-    env = {**os.environ, "SLEEPTIME_MASTER_KEY": master}
+    env = {**os.environ, "SLEEPTIME_MASTER_KEY": master, "SLEEPTIME_USAGE_SYNC_S": str(sync_s)}
     ports = [free_port() for _ in range(replicas)]
     with contextlib.ExitStack() as stack:
         models = f"http://127.0.0.1:{upstream}/v1/models"
@@ -138,7 +147,7 @@ def run_side(url: str, replicas: int, args: argparse.Namespace, folder: Path) ->
     keys = client_keys(url)
     store = open_store(url)
     try:
-        with _proxies(url, replicas, folder, master) as ports:
+        with _proxies(url, replicas, folder, master, args.usage_sync_s) as ports:
             for i in range(args.contexts):
                 port = ports[i % len(ports)]
                 body = {
@@ -176,6 +185,52 @@ def run_side(url: str, replicas: int, args: argparse.Namespace, folder: Path) ->
     )
 
 
+def run_overshoot(url: str, sync_s: float, args: argparse.Namespace, folder: Path) -> dict:
+    """Admitted beyond a key's rpm by two replicas syncing every `sync_s`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    master = "sk-" + secrets.token_urlsafe(32)
+    rpm, rps = args.overshoot_rpm, args.overshoot_rps
+    key, record = mint(f"overshoot-{secrets.token_hex(3)}", rpm=rpm)
+    store = open_store(url)
+    try:
+        store.create_key(record)
+    finally:
+        store.close()
+    seconds = 2.5 * rpm / rps + 2 * sync_s + 1  # past what two replicas alone would admit
+    with _proxies(url, 2, folder, master, sync_s) as ports:
+        statuses = new_loop().run_until_complete(_paced(ports, key, rps, seconds))
+    admitted = statuses.count(200)
+    return {
+        "usage_sync_s": sync_s,
+        "rpm": rpm,
+        "rps": rps,
+        "sent": len(statuses),
+        "admitted": admitted,
+        "overshoot": admitted - rpm,
+        "other_statuses": len(statuses) - admitted - statuses.count(429),
+    }
+
+
+async def _paced(ports: list[int], key: str, rps: float, seconds: float) -> list[int]:
+    """Statuses of requests sent at `rps` a second, round robin over the ports (open loop:
+    each on its own connection, so a slow answer does not slow the pace)."""
+
+    async def one(index: int) -> int:
+        await asyncio.sleep(index / rps)
+        port = ports[index % len(ports)]
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(chat_request(port, key=key))
+            head = await reader.readuntil(b"\r\n\r\n")
+            await reader.readexactly(content_length(head))
+            writer.close()
+            return int(head.split(b" ", 2)[1])
+        except (OSError, asyncio.IncompleteReadError):
+            return 0
+
+    return list(await asyncio.gather(*(one(i) for i in range(int(seconds * rps)))))
+
+
 def _settle(store: Store, limit_s: float) -> None:
     """Until no sleep-time job is queued or running, or `limit_s`."""
     deadline = time.monotonic() + limit_s
@@ -203,10 +258,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "job (default 200)")  # fmt: skip
     add("--settle-s", type=float, default=60.0, help="the most to wait for the queue to "
         "empty after the load (default 60)")  # fmt: skip
+    add("--usage-sync-s", type=float, default=1.0, help="the replicas' usage_sync_s: how "
+        "often they share keys' limits (default 1; 0: off)")  # fmt: skip
+    add("--overshoot-rpm", type=int, default=0, help="measure instead how far a key with "
+        "this rpm is overshot by 2 replicas (default 0: no)")  # fmt: skip
+    add("--overshoot-rps", type=float, default=40.0, help="the request rate of that "
+        "measurement (default 40)")  # fmt: skip
+    add("--overshoot-sync", default="0,0.25,1", help="the usage_sync_s values it compares "
+        "(default 0,0.25,1)")  # fmt: skip
     add("--json", action="store_true", help="print one JSON object")
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.overshoot_rpm:
+        with tempfile.TemporaryDirectory(prefix="sleeptime-overshoot-") as tmp:
+            syncs = [float(value) for value in args.overshoot_sync.split(",")]
+            rows = [run_overshoot(args.store, s, args, Path(tmp) / str(s)) for s in syncs]
+        print(json.dumps({"overshoot": rows}, indent=2 if args.json else None))
+        return 0
     with tempfile.TemporaryDirectory(prefix="sleeptime-replicas-") as tmp:
         folder = Path(tmp)
         shared = run_side(args.store, args.replicas, args, folder)

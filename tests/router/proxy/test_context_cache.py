@@ -82,3 +82,59 @@ def test_the_cache_is_bounded() -> None:
         contexts.lookup("t", f"c{i}")
     contexts.lookup("t", "c0")
     assert store.reads == MAX_CACHED + 2  # the full cache was dropped, c0 read again
+
+
+def test_a_store_that_cannot_tell_keeps_the_short_ttl() -> None:
+    contexts, _, _ = cache(ttl_s=0.01)
+    contexts.watch()()  # CountingStore has no `watch`, as SQLite has none
+    assert not contexts.live
+
+
+def test_while_told_of_changes_known_records_are_kept_longer_unknown_ones_not() -> None:
+    store, fallbacks = CountingStore(), Counter()
+    contexts = ContextCache(store, 0.01, fallbacks, watched_ttl_s=60.0)  # type: ignore[arg-type]
+    contexts.watching(True)
+    contexts.lookup("t", "doc")
+    contexts.lookup("t", "unknown")
+    time.sleep(0.02)
+    contexts.lookup("t", "doc")
+    contexts.lookup("t", "unknown")
+    assert store.reads == 3  # doc once; unknown (not yet created, no one tells) twice
+    contexts.watching(False)  # the watch is down: everything goes, the short TTL is back
+    contexts.lookup("t", "doc")
+    time.sleep(0.02)
+    contexts.lookup("t", "doc")
+    assert store.reads == 5
+
+
+def test_told_changes_drop_one_context_or_all() -> None:
+    contexts, store, _ = cache()
+    for name in ("a", "b", "c"):
+        contexts.lookup("t", name)
+    contexts.forget("t", "a")
+    contexts.lookup("t", "a")
+    contexts.lookup("t", "b")
+    assert store.reads == 4
+    contexts.forget_all()
+    contexts.lookup("t", "b")
+    contexts.lookup("t", "c")
+    assert store.reads == 6
+
+
+def test_a_read_that_a_change_overtook_is_not_kept() -> None:
+    """A change told while the store was being read: what the read returned may predate
+    it, so it is returned but not kept."""
+    contexts, store, _ = cache()
+    read = store.get_context
+
+    def read_then_told(tenant: str, context_id: str) -> ContextRecord | None:
+        found = read(tenant, context_id)
+        contexts.forget(tenant, context_id)  # the watch's thread, in the middle of the read
+        return found
+
+    store.get_context = read_then_told  # type: ignore[method-assign]
+    contexts.lookup("t", "doc")
+    store.get_context = read  # type: ignore[method-assign]
+    contexts.lookup("t", "doc")
+    contexts.lookup("t", "doc")
+    assert store.reads == 2
