@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -84,8 +85,13 @@ def from_dict(data: dict[str, Any]) -> Policy:
     return cls(**params)
 
 
-def save(policy: Policy, path: Path) -> Path:
-    path.write_text(json.dumps(policy.to_dict(), indent=2) + "\n")
+def save(policy: Policy, path: Path, answer_formats: Sequence[str] = ()) -> Path:
+    """`answer_formats`: those of the contexts it was trained on; the proxy routes no other
+    (a policy file without the list was trained on numbers)."""
+    data = policy.to_dict()
+    if answer_formats:
+        data["answer_formats"] = sorted(set(answer_formats))
+    path.write_text(json.dumps(data, indent=2) + "\n")
     return path
 
 

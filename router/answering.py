@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from router.grading import extract_answer
+from router.answer_formats import AnswerFormat, answer_format
 from router.ladder import Rung
 from router.sleep import ChatBackend, LearnedContext
 
@@ -31,12 +31,18 @@ class Answer:
 
 
 def answer_messages(
-    context: str, question: str, rung: Rung, learned: LearnedContext | None = None
+    context: str,
+    question: str,
+    rung: Rung,
+    learned: LearnedContext | None = None,
+    fmt: AnswerFormat | None = None,
 ) -> list[dict[str, str]]:
+    """The rung says how much to think, the format how to state the answer."""
+    fmt = fmt or answer_format(None)
     parts = [f"Text:\n{context.strip()}"] if context.strip() else []
     if learned is not None and learned.text:
         parts.append(f"{learned.text}\n\n{NOTES_HINT}")
-    parts.append(f"Question: {question.strip()}\n{rung.instruction}")
+    parts.append(f"Question: {question.strip()}\n{fmt.instruction(rung.effort)}")
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
 
 
@@ -49,15 +55,18 @@ def answer(
     learned: LearnedContext | None = None,
     *,
     supports_reasoning_effort: bool = False,
+    fmt: AnswerFormat | None = None,
 ) -> Answer:
-    params = rung.request_params(supports_reasoning_effort=supports_reasoning_effort)
-    result = backend.chat(
-        answer_messages(context, question, rung, learned), model=model, temperature=0.0, **params
+    fmt = fmt or answer_format(None)
+    params = rung.request_params(
+        supports_reasoning_effort=supports_reasoning_effort, extra_tokens=fmt.extra_tokens
     )
+    messages = answer_messages(context, question, rung, learned, fmt)
+    result = backend.chat(messages, model=model, temperature=0.0, **params)
     truncated = result.finish_reason == "length"
     return Answer(
         text=result.text,
-        extracted=extract_answer(result.text, fallback=not truncated),
+        extracted=fmt.extract(result.text, not truncated),
         truncated=truncated,
         prompt_tokens=result.usage.prompt_tokens,
         completion_tokens=result.usage.completion_tokens,

@@ -10,32 +10,44 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 FORMAT = 'End with a last line of the form "Answer: <number>".'
+BARE = "Reply with the final number only, no words."
 
 
 @dataclass(frozen=True)
 class Rung:
+    """`effort` says how much to think; the answer format adds how to state the answer
+    (`router.answer_formats`), so one ladder serves numbers, spans and text. `instruction`
+    and `max_tokens` are the number format's, kept as they were measured."""
+
     level: int
     name: str
-    instruction: str
+    effort: str  # "" for the bare rung: the format's own "answer only" line stands alone
     max_tokens: int
     reasoning_effort: str | None = None  # sent only to upstreams that support it
 
-    def request_params(self, *, supports_reasoning_effort: bool = False) -> dict[str, object]:
-        params: dict[str, object] = {"max_tokens": self.max_tokens}
+    @property
+    def instruction(self) -> str:
+        """The number format's; `AnswerFormat.instruction(rung.effort)` for any format."""
+        return f"{self.effort} {FORMAT}" if self.effort else BARE
+
+    def request_params(
+        self, *, supports_reasoning_effort: bool = False, extra_tokens: int = 0
+    ) -> dict[str, object]:
+        params: dict[str, object] = {"max_tokens": self.max_tokens + extra_tokens}
         if supports_reasoning_effort and self.reasoning_effort:
             params["reasoning_effort"] = self.reasoning_effort
         return params
 
 
 LADDER: tuple[Rung, ...] = (
-    Rung(0, "answer", "Reply with the final number only, no words.", 16, "minimal"),
-    Rung(1, "brief", f"Use one short sentence of reasoning at most. {FORMAT}", 64, "low"),
-    Rung(2, "short", f"Reason in at most three short steps. {FORMAT}", 160, "low"),
-    Rung(3, "steps", f"Think step by step. {FORMAT}", 400, "medium"),
+    Rung(0, "answer", "", 16, "minimal"),
+    Rung(1, "brief", "Use one short sentence of reasoning at most.", 64, "low"),
+    Rung(2, "short", "Reason in at most three short steps.", 160, "low"),
+    Rung(3, "steps", "Think step by step.", 400, "medium"),
     Rung(
         4,
         "careful",
-        f"Think step by step, then double-check every calculation before answering. {FORMAT}",
+        "Think step by step, then double-check every calculation before answering.",
         700,
         "high",
     ),

@@ -11,6 +11,8 @@
     output = 0.60
     sleep_discount = 0.5
     fallbacks = ["backup"]            # tried in order on 5xx, timeout or connection failure
+    route = "policy"                  # "policy": the router routes requests naming it; "off":
+                                      # they pass through (unset: only "sleeptime" is routed)
 
 Every mistake is a ConfigError that names the entry, so an operator reads one line and
 knows which table to fix: the proxy must not start with a list it would half-serve.
@@ -28,7 +30,8 @@ from router.errors import ConfigError
 DEFAULT_ALIAS = "sleeptime"
 _TEXT = ("name", "upstream_url", "upstream_key", "upstream_key_env", "upstream_model")
 _PRICES = ("input", "cached_input", "output", "sleep_discount")
-KEYS = frozenset((*_TEXT, *_PRICES, "aliases", "fallbacks"))
+KEYS = frozenset((*_TEXT, *_PRICES, "aliases", "fallbacks", "route"))
+ROUTINGS = ("policy", "off")  # what a client's model name may opt into (router.proxy.opt_in)
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class ModelEntry:
     upstream_key: str = field(default="", repr=False)
     price: ModelPrice | None = None
     fallbacks: tuple[str, ...] = ()
+    route: str = ""  # "policy" or "off"; "": as the proxy decides for a name (opt_in)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -87,6 +91,15 @@ def default_model(entries: tuple[ModelEntry, ...]) -> ModelEntry:
     return next((e for e in entries if DEFAULT_ALIAS in e.aliases), entries[0])
 
 
+def routing_by_name(entries: tuple[ModelEntry, ...]) -> dict[str, str]:
+    """Every name whose entry sets `route`, to that routing; "sleeptime" to the default
+    model's, else "policy": the proxy's own name is what a client sends to be routed."""
+    by_name = {name: e.route for e in entries if e.route for name in e.names}
+    default = default_model(entries).route if entries else ""
+    by_name.setdefault(DEFAULT_ALIAS, default or "policy")
+    return by_name
+
+
 def _check_no_cycle(name: str, by_name: dict[str, ModelEntry], path: tuple[str, ...]) -> None:
     if name in path:
         loop = " -> ".join((*path[path.index(name) :], name))
@@ -112,6 +125,7 @@ def _entry(index: int, table: dict[str, Any], environ: Mapping[str, str]) -> Mod
         upstream_key=_key(where, text, environ),
         price=_price(where, table),
         fallbacks=_names(where, "fallbacks", table.get("fallbacks", [])),
+        route=_route(where, table.get("route", "")),
     )
 
 
@@ -125,6 +139,12 @@ def _names(where: str, key: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         raise ConfigError(f"{where}: {key!r} must be a list of non-empty strings")
     return tuple(v.strip() for v in value)
+
+
+def _route(where: str, value: Any) -> str:
+    if value != "" and value not in ROUTINGS:
+        raise ConfigError(f"{where}: 'route' must be one of {', '.join(ROUTINGS)}; got {value!r}")
+    return str(value)
 
 
 def _url(where: str, url: str) -> str:

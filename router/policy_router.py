@@ -11,6 +11,7 @@ right) says it is safe.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from policies import ContextFeatures, Policy, QueryFeatures, load, query_words
+from policies import ContextFeatures, Policy, PolicyError, QueryFeatures, load, query_words
 from policies.features import Anticipation, context_signals, nearest, query_signals
 from router.ladder import rung
 from router.predictability import CalibratedModel, load_models, matrix
@@ -27,6 +28,7 @@ from router.sleep import LearnedContext, SleepBudget
 from router.store.base import ContextRecord
 
 Encoder = Callable[[Sequence[str]], np.ndarray]
+TRAINED_FORMATS = frozenset({"number"})  # a policy file that names none: GSM8K's
 
 
 def expected_queries(context: ContextRecord) -> float:
@@ -44,8 +46,12 @@ class PolicyRouter:
         encode: Encoder,
         *,
         max_cached: int = 4096,
+        formats: frozenset[str] = TRAINED_FORMATS,
     ) -> None:
         self.policy = policy
+        # The answer formats the policy was trained for: the proxy passes a request on a
+        # context of any other format through as sent (router.proxy.routable).
+        self.formats = formats
         self.models = models
         self.encode = encode
         self.max_cached = max_cached
@@ -56,12 +62,13 @@ class PolicyRouter:
     @classmethod
     def from_files(cls, policy_path: Path, estimator_path: Path, encode: Encoder) -> PolicyRouter:
         models, _meta = load_models(estimator_path)
-        return cls(load(policy_path), models, encode)
+        return cls(load(policy_path), models, encode, formats=answer_formats(policy_path))
 
     def decide(self, tenant: str, context: ContextRecord | None, query: str) -> RouteDecision:
         if context is None or not context.has_learned or not context.anticipated:
-            # Still the policy's full rung: a client that leaves the budget to sleeptime
-            # sends the bare question, which must not go out unbudgeted.
+            # The policy's full rung: its instruction closes the bare question a client that
+            # leaves the answer's shape to sleeptime sends (the proxy asks only about a
+            # known context, router.proxy.routable; max_tokens stay the client's).
             unlearned = QueryFeatures(words=query_words(query))
             known = ContextFeatures(0.5, expected_queries(context) if context else 1.0)
             full = self.policy.route(known, unlearned)
@@ -93,9 +100,13 @@ class PolicyRouter:
                 scores=shown,
                 reason=f"anticipated: {nearest['question'][:80]}",
             )
+        # On c', the rung the query goes full at when its cheap answer fails its check or is
+        # cut at its budget (router.proxy.capped): the policy's, as replay charges it.
+        fallback = rung(decision.fallback_rung).name if decision.route == "enriched" else None
         routed = RouteDecision(
             decision.route,
             rung=rung(decision.rung).name,
+            fallback_rung=fallback,
             scores=shown,
             reason=f"policy {self.policy.name}",
         )
@@ -105,7 +116,6 @@ class PolicyRouter:
             routed,
             check_rung=None if decision.check_rung is None else rung(decision.check_rung).name,
             check_answer=nearest["answer"] if decision.check_anticipated else None,
-            fallback_rung=rung(decision.fallback_rung).name,
         )
 
     def features(
@@ -148,6 +158,18 @@ class PolicyRouter:
             questions = [a["question"] for a in context.anticipated or []]
             vectors = self._anticipated[key] = self.encode(questions)
         return vectors
+
+
+def answer_formats(policy_path: Path) -> frozenset[str]:
+    """The policy file's optional "answer_formats" list, else "number": every policy trained
+    before formats existed was trained on GSM8K's numeric answers."""
+    data = json.loads(policy_path.read_text())
+    listed = data.get("answer_formats") if isinstance(data, dict) else None
+    if listed is None:
+        return TRAINED_FORMATS
+    if not isinstance(listed, list) or not all(isinstance(f, str) and f for f in listed):
+        raise PolicyError(f"{policy_path}: 'answer_formats' must be a list of format names")
+    return frozenset(listed)
 
 
 def _votes(anticipated: list[dict]) -> list[Anticipation]:

@@ -25,9 +25,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from router.answer_formats import AnswerFormat, answer_format
+from router.anticipated import Anticipated
 from router.errors import ConfigError
-from router.grading import extract_answer, normalize_number
+from router.fact_notes import with_facts
 from router.program import run_program
+from router.table_facts import table_facts
 from router.upstream.results import (
     ChatResult,
     StreamDelta,
@@ -77,6 +80,20 @@ line "Work: ...", then give a line "A: <number>".
 
 """
     + LAYOUT,
+    # documents (the span format): what the paragraphs state; the tables' derived
+    # quantities are computed exactly beside it (router.table_facts), not asked of the model.
+    "document": """Text:
+{context}
+
+Nobody has asked a question yet. Prepare for the questions a reader of this report is likely
+to ask about its paragraphs (the table's figures are worked out separately).
+NOTES: list the facts the paragraphs state that questions are likely to ask about, one
+short line each, with the value and its unit where there is one.
+QUESTIONS: write the {n_questions} questions most likely to be asked about the paragraphs.
+Answer each on a line "A: <answer>": the words from the text, or an amount with its unit.
+
+"""
+    + LAYOUT,
     # v3: a program; the proxy computes the values (router.program), the model only sets up.
     "program": """Text:
 {context}
@@ -114,20 +131,15 @@ class SleepBudget:
     max_tokens: int = 768
     temperature: float = 0.7
     n_questions: int = 3
-    prompt: str = "solve"  # a key of TEMPLATES
+    prompt: str = ""  # a key of TEMPLATES; "": the one the context's answer format names
 
     def __post_init__(self) -> None:
-        if self.prompt not in TEMPLATES:
+        if self.prompt and self.prompt not in TEMPLATES:
             known = ", ".join(sorted(TEMPLATES))
             raise ConfigError(f"unknown sleep prompt {self.prompt!r}; known: {known}")
 
-
-@dataclass(frozen=True)
-class Anticipated:
-    question: str
-    answer: str
-    support: int = 1  # passes that asked this question
-    agreement: float = 1.0  # share of those passes that gave the majority answer
+    def prompt_for(self, fmt: AnswerFormat) -> str:
+        return self.prompt or fmt.sleep_prompt
 
 
 @dataclass(frozen=True)
@@ -180,8 +192,10 @@ def parse_program(raw: str) -> ParsedPass:
     return ParsedPass(notes, anticipated, program.skipped)
 
 
-def parse_pass(raw: str, prompt: str = "solve") -> ParsedPass:
-    """Tolerates missing headers, numbered questions, markdown bold and stray prose."""
+def parse_pass(raw: str, prompt: str = "solve", fmt: AnswerFormat | None = None) -> ParsedPass:
+    """Tolerates missing headers, numbered questions, markdown bold and stray prose; an
+    answer is read as the context's format reads one (a number by default)."""
+    fmt = fmt or answer_format(None)
     if prompt in PROGRAM_PROMPTS:
         return parse_program(raw)
     notes: list[str] = []
@@ -202,7 +216,7 @@ def parse_pass(raw: str, prompt: str = "solve") -> ParsedPass:
             rejected += question is not None
             question, section = q.group(1).strip(" *"), "questions"
         elif a and question is not None:
-            value = extract_answer(a.group(1))
+            value = fmt.extract(a.group(1), True)
             if value is None:
                 rejected += 1
             else:
@@ -214,7 +228,9 @@ def parse_pass(raw: str, prompt: str = "solve") -> ParsedPass:
     return ParsedPass(tuple(n for n in notes if n), tuple(found), rejected)
 
 
-def combine(parsed: list[ParsedPass]) -> tuple[str, tuple[Anticipated, ...]]:
+def combine(
+    parsed: list[ParsedPass], key: Callable[[str], str] | None = None
+) -> tuple[str, tuple[Anticipated, ...]]:
     """Concatenate the passes' notes; vote anticipated answers across passes."""
     blocks = []
     for index, one in enumerate(parsed, start=1):
@@ -224,29 +240,28 @@ def combine(parsed: list[ParsedPass]) -> tuple[str, tuple[Anticipated, ...]]:
         lines = [f"- {n}" for n in one.notes]
         lines += [f"- Q: {a.question} A: {a.answer}" for a in one.anticipated]
         blocks.append(title + ":\n" + "\n".join(lines))
-    return "\n\n".join(blocks), vote(a for one in parsed for a in one.anticipated)
+    return "\n\n".join(blocks), vote((a for one in parsed for a in one.anticipated), key)
 
 
-def vote(anticipated: Iterable[Anticipated]) -> tuple[Anticipated, ...]:
+def vote(
+    anticipated: Iterable[Anticipated], key: Callable[[str], str] | None = None
+) -> tuple[Anticipated, ...]:
+    """`key`: what counts as one answer (the format's `vote_key`; numbers by default)."""
+    key = key or answer_format(None).vote_key
     by_question: dict[str, list[Anticipated]] = defaultdict(list)
     for item in anticipated:
         by_question[_question_key(item.question)].append(item)
     merged = []
     for items in by_question.values():
-        counts = Counter(_answer_key(a.answer) for a in items)
+        counts = Counter(key(a.answer) for a in items)
         best, hits = counts.most_common(1)[0]
-        answer = next(a.answer for a in items if _answer_key(a.answer) == best)
+        answer = next(a.answer for a in items if key(a.answer) == best)
         merged.append(Anticipated(items[0].question, answer, len(items), hits / len(items)))
     return tuple(sorted(merged, key=lambda a: (-a.support, -a.agreement)))
 
 
 def _question_key(question: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9 ]", " ", question.lower()).split())
-
-
-def _answer_key(answer: str) -> str:
-    value = normalize_number(answer)
-    return answer if value is None else f"{value:.6g}"
 
 
 @dataclass(frozen=True)
@@ -270,14 +285,17 @@ def sleep_pass(
     budget: SleepBudget = SleepBudget(),
     *,
     stop: Callable[[], bool] | None = None,
+    fmt: AnswerFormat | None = None,
 ) -> PassResult:
     """Pass 0 is greedy; pass i > 0 samples with seed i, so passes are reproducible and
     a budget of k passes is exactly passes 0..k-1 (collection reuses them across k).
 
     With `stop`, a backend that streams is read delta by delta and the pass raises
     PassPreempted as soon as `stop()` holds (a chat-only backend runs the call whole)."""
+    fmt = fmt or answer_format(None)
+    prompt = budget.prompt_for(fmt)
     temperature = 0.0 if index == 0 else budget.temperature
-    messages = sleep_messages(context, budget.n_questions, budget.prompt)
+    messages = sleep_messages(context, budget.n_questions, prompt)
     params: dict[str, Any] = {
         "max_tokens": budget.max_tokens,
         "temperature": temperature,
@@ -290,7 +308,7 @@ def sleep_pass(
     return PassResult(
         index=index,
         raw=result.text,
-        parsed=parse_pass(result.text, budget.prompt),
+        parsed=parse_pass(result.text, prompt, fmt),
         prompt_tokens=result.usage.prompt_tokens,
         completion_tokens=result.usage.completion_tokens,
         truncated=result.finish_reason == "length",
@@ -332,8 +350,15 @@ def _stoppable(
     return ChatResult(text, last.finish_reason, usage, time.monotonic() - started, model)
 
 
-def learned_context(passes: list[PassResult]) -> LearnedContext:
-    text, anticipated = combine([p.parsed for p in passes])
+def learned_context(
+    passes: list[PassResult], fmt: AnswerFormat | None = None, context: str = ""
+) -> LearnedContext:
+    """With a format that wants them, the facts computed from `context`'s tables join the
+    passes' notes and anticipated answers (exact, so they cost no sleep-time tokens)."""
+    fmt = fmt or answer_format(None)
+    text, anticipated = combine([p.parsed for p in passes], fmt.vote_key)
+    if fmt.table_facts and context:
+        text, anticipated = with_facts(text, anticipated, table_facts(context))
     return LearnedContext(
         text=text,
         anticipated=anticipated,
@@ -347,7 +372,13 @@ def learned_context(passes: list[PassResult]) -> LearnedContext:
 
 
 def run_sleep(
-    backend: ChatBackend, model: str, context: str, budget: SleepBudget = SleepBudget()
+    backend: ChatBackend,
+    model: str,
+    context: str,
+    budget: SleepBudget = SleepBudget(),
+    fmt: AnswerFormat | None = None,
 ) -> LearnedContext:
-    passes = [sleep_pass(backend, model, context, i, budget) for i in range(budget.passes)]
-    return learned_context(passes)
+    passes = [
+        sleep_pass(backend, model, context, i, budget, fmt=fmt) for i in range(budget.passes)
+    ]
+    return learned_context(passes, fmt, context)

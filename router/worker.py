@@ -19,6 +19,12 @@ How much to think about a context is the policy's call: `budget(context)` return
 `SleepBudget` (the configured passes, or a policy's probe pass), and with a policy,
 `passes_after_probe(context, learned)` says after the first pass how many passes the
 context gets in all, as replay charges them (`policies.base.Policy.sleep_passes`).
+
+A claimed job is leased (on a shared store, another replica takes it over once the lease
+ran out): while its passes run, or wait for users, the worker renews the lease every
+`renew_every_s` (a third of `sleep_lease_s`). A renewal that finds the claim taken back
+(this replica stalled past its lease) stops the pass at its next delta and leaves the job
+to its new claimer, unfinished here: outcome "lost".
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import NamedTuple, TypeVar
 
+from router.answer_formats import of_context
 from router.sleep import (
     ChatBackend,
     LearnedContext,
@@ -48,6 +55,10 @@ SleepBudgetFn = Callable[[ContextRecord], SleepBudget]
 # After the first pass: how many passes in all (a policy's sleep decision on what it learned).
 PassesAfterProbe = Callable[[ContextRecord, LearnedContext], int]
 log = logging.getLogger("sleeptime.worker")
+
+
+class ClaimLost(Exception):
+    """The job's claim was taken back while its passes ran."""
 
 
 class SleepUsage(NamedTuple):
@@ -76,6 +87,7 @@ class SleepWorker:
         budget: SleepBudgetFn | None = None,
         passes_after_probe: PassesAfterProbe | None = None,
         poll_s: float = 0.5,
+        renew_every_s: float = 20.0,
         on_finished: Callable[[SleepJob, str, SleepUsage], None] = lambda job, outcome, use: None,
     ) -> None:
         self.store = store
@@ -84,6 +96,7 @@ class SleepWorker:
         self.passes_after_probe = passes_after_probe
         self.is_idle = is_idle
         self.poll_s = poll_s
+        self.renew_every_s = max(renew_every_s, 0.01)  # a lease set to 0 must not spin
         self.on_finished = on_finished
         self._model = model
         self._wake: asyncio.Event | None = None
@@ -132,17 +145,26 @@ class SleepWorker:
             await self._nap()
 
     async def process(self, job: SleepJob) -> str:
-        """Returns the outcome: "done", "failed" or "superseded" (a newer version exists)."""
+        """Returns the outcome: "done", "failed", "superseded" (a newer version exists) or
+        "lost" (the claim was taken back while the passes ran)."""
         context = self.store.get_context(job.tenant, job.context_id)
         if context is None or context.version != job.version or not context.text.strip():
             self.store.fail_job(job, "superseded: the context changed or has no text")
             return self._finished(job, "superseded", SleepUsage())
+        lost = threading.Event()
+        renewing = asyncio.create_task(self._renew(job, lost), name="sleeptime-lease-renewal")
         try:
-            learned = await self._sleep(context)
+            learned = await self._sleep(context, lost)
+        except ClaimLost:
+            return self._lost(job)
         except Exception as exc:  # any failure of sleep-time work stays here
             log.warning("sleep-time job %s failed: %r", job.job_id, exc)
             self.store.fail_job(job, f"{type(exc).__name__}: {exc}")
             return self._finished(job, "failed", SleepUsage())
+        finally:
+            renewing.cancel()
+        if lost.is_set():  # after the last pass: the result is the new claimer's to store
+            return self._lost(job)
         self.store.finish_job(job, _stored(learned))
         usage = SleepUsage(learned.prompt_tokens, learned.completion_tokens)
         return self._finished(job, "done", usage)
@@ -152,17 +174,41 @@ class SleepWorker:
         while not self.is_idle():
             await self._nap()
 
-    async def _sleep(self, context: ContextRecord) -> LearnedContext:
+    async def _renew(self, job: SleepJob, lost: threading.Event) -> None:
+        """Until cancelled (the job ended) or the claim turns out lost."""
+        while True:
+            await asyncio.sleep(self.renew_every_s)
+            try:
+                if not self.store.renew_lease(job):
+                    lost.set()
+                    return
+            except Exception:  # a store hiccup: the lease may still hold at the next try
+                log.exception("sleep-time job %s: renewing its lease failed", job.job_id)
+
+    def _lost(self, job: SleepJob) -> str:
+        log.warning(
+            "sleep-time job %s: its claim was taken back; left to the new claimer", job.job_id
+        )
+        return self._finished(job, "lost", SleepUsage())
+
+    async def _sleep(self, context: ContextRecord, lost: threading.Event) -> LearnedContext:
         budget = self.budget(context)
         model = await self._model_name()
+        fmt = of_context(context)  # its sleep prompt, how its answers are read and voted
         passes: list[PassResult] = []
         wanted = budget.passes
         while len(passes) < wanted:
             await self.until_idle()  # yield to users between passes
             self._preempt.clear()  # no await since the idle check: no request began since
+            if lost.is_set():
+                raise ClaimLost
             try:
                 one = await _in_daemon_thread(
-                    partial(sleep_pass, stop=self._preempt.is_set),
+                    partial(
+                        sleep_pass,
+                        stop=lambda: self._preempt.is_set() or lost.is_set(),
+                        fmt=fmt,
+                    ),
                     self.backend,
                     model,
                     context.text,
@@ -170,14 +216,17 @@ class SleepWorker:
                     budget,
                 )
             except PassPreempted as cut:
+                if lost.is_set():
+                    raise ClaimLost from cut
                 self.preempted += 1
                 log.info("sleep-time pass %d yielded to a user request: %s", len(passes), cut)
                 continue  # the same pass again, once the proxy is idle
             passes.append(one)
             if len(passes) == 1 and self.passes_after_probe is not None:
                 # The policy's own budget, now that the probe's artifacts can be scored.
-                wanted = max(1, self.passes_after_probe(context, learned_context(passes)))
-        return learned_context(passes)
+                probe = learned_context(passes, fmt, context.text)
+                wanted = max(1, self.passes_after_probe(context, probe))
+        return learned_context(passes, fmt, context.text)
 
     async def _model_name(self) -> str:
         return self._model if isinstance(self._model, str) else await self._model()

@@ -24,8 +24,10 @@ from policies.features import (
     query_signals,
     query_words,
 )
-from router.grading import answers_match
+from router.answer_formats import AnswerFormat, Gold, answer_format, gold
+from router.fact_notes import with_facts
 from router.sleep import Anticipated, vote
+from router.table_facts import table_facts
 from training.outcomes import (
     CONTEXTS,
     OUTCOMES,
@@ -60,9 +62,26 @@ class QueryFeatureRow:
     query_words: int = 0  # short queries are the one-step ones a cheap route gets right
 
 
-def anticipated_for(passes: list[dict], k: int) -> tuple[Anticipated, ...]:
+def anticipated_for(
+    passes: list[dict], k: int, fmt: AnswerFormat | None = None, context: str = ""
+) -> tuple[Anticipated, ...]:
+    """What the proxy's worker would have stored after k passes: the passes' answers voted
+    as the format counts them, and the facts of `context`'s tables where the format adds
+    them (`router.sleep.learned_context`)."""
+    fmt = fmt or answer_format(None)
     first = [p for p in passes if p["pass"] < k]
-    return vote(Anticipated(a["question"], a["answer"]) for p in first for a in p["anticipated"])
+    voted = vote(
+        (Anticipated(a["question"], a["answer"]) for p in first for a in p["anticipated"]),
+        fmt.vote_key,
+    )
+    if fmt.table_facts and context:
+        return with_facts("", voted, table_facts(context))[1]
+    return voted
+
+
+def gold_of(query: dict) -> Gold:
+    """A query of contexts.jsonl; tables from before answer formats have only `answer`."""
+    return gold(query["answer"], query.get("answers") or (), query.get("scale") or "")
 
 
 def build_features(outcome_dir: Path, encode: Encoder) -> list[QueryFeatureRow]:
@@ -81,7 +100,8 @@ def build_features(outcome_dir: Path, encode: Encoder) -> list[QueryFeatureRow]:
 def _context_rows(
     context: dict, passes: list[dict], k: int, encode: Encoder
 ) -> list[QueryFeatureRow]:
-    anticipated = anticipated_for(passes, k)
+    fmt = answer_format(context.get("answer_format"))
+    anticipated = anticipated_for(passes, k, fmt, context["context"])
     queries = context["queries"]
     sims = _similarities(
         [q["question"] for q in queries], [a.question for a in anticipated], encode
@@ -100,7 +120,7 @@ def _context_rows(
                 sleep_passes=k,
                 **query_signals(sims[index], votes),
                 cached_answer=cached.answer if cached else "",
-                cached_correct=bool(cached and answers_match(cached.answer, query["answer"])),
+                cached_correct=bool(cached and fmt.grade(cached.answer, gold_of(query))),
                 **shared,
                 query_words=query_words(query["question"]),
             )

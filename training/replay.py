@@ -34,9 +34,9 @@ class ReplayTable:
     prompt: np.ndarray  # (Q, K, R)
     cached_prompt: np.ndarray  # (Q, K, R)
     latency: np.ndarray  # (Q, K, R) seconds
-    answers: np.ndarray  # (Q, K, R) the extracted final number; NaN: none or not run
+    answers: np.ndarray  # (Q, K, R) the extracted final answer as `_code`s; NaN: none or not run
     cached_correct: np.ndarray  # (Q, K) the nearest anticipated answer is right
-    cached_answers: np.ndarray  # (Q, K) that answer's number; NaN: none
+    cached_answers: np.ndarray  # (Q, K) that answer's `_code`; NaN: none
     cached_confidence: np.ndarray  # (Q, K) estimator's P(cached right), 0 if none
     enriched_confidence: np.ndarray  # (Q, K) estimator's P(enriched right at low rung)
     sleep_tokens: np.ndarray  # (C, K) sleep completion tokens per context
@@ -98,6 +98,7 @@ def build_table(
     ci = {c: i for i, c in enumerate(contexts)}
     ki = {int(k): i for i, k in enumerate(budgets)}
     shape = (len(query_ids), len(budgets), rungs)
+    code = _Codes()
     arrays = {
         n: np.full(shape, np.nan)
         for n in ("correct", "completion", "prompt", "cached_prompt", "latency", "answers")
@@ -115,7 +116,7 @@ def build_table(
         arrays["prompt"][at] = o.test_prompt_tokens
         arrays["cached_prompt"][at] = o.test_cached_prompt_tokens
         arrays["latency"][at] = o.test_latency_s
-        arrays["answers"][at] = _number(o.predicted)
+        arrays["answers"][at] = code(o.predicted)
         sleep[ci[o.context_id], k] = o.sleep_completion_tokens
         sleep_prompt[ci[o.context_id], k] = o.sleep_prompt_tokens
         per_context_queries[ci[o.context_id]] = o.queries_in_context
@@ -125,7 +126,7 @@ def build_table(
     for f in features:
         if f.query_id in qi and f.sleep_passes in ki:
             cached[qi[f.query_id], ki[f.sleep_passes]] = f.cached_correct
-            cached_answers[qi[f.query_id], ki[f.sleep_passes]] = _number(f.cached_answer)
+            cached_answers[qi[f.query_id], ki[f.sleep_passes]] = code(f.cached_answer)
             words[qi[f.query_id]] = f.query_words
     return ReplayTable(
         query_ids=query_ids,
@@ -145,11 +146,24 @@ def build_table(
     )
 
 
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        return np.nan
+class _Codes:
+    """Answers as floats that `_same` compares as the answers' formats do: a canonical number
+    is its value (so "18" and "18.0" agree, as they always did); any other canonical answer
+    ("26.47%", "fixed-price; cost-plus") gets its own value far below any real number,
+    spaced beyond `_same`'s tolerance, so equal strings agree and different ones never do."""
+
+    BASE, STEP = -(2.0**60), 2.0**40
+
+    def __init__(self) -> None:
+        self._seen: dict[str, float] = {}
+
+    def __call__(self, text: str) -> float:
+        if not text:
+            return np.nan
+        try:
+            return float(text)
+        except ValueError:
+            return self._seen.setdefault(text, self.BASE - self.STEP * len(self._seen))
 
 
 def _lookup(

@@ -11,33 +11,34 @@ often than full reasoning (35 vs 29 of 88 queries). The proxy serves such an
 answer and sends the others to full reasoning; what all the calls cost is what
 the client's usage says.
 
-An answer without a final number cannot be checked this way: it goes full. The
-flow is the same for every format; the format reads each answer's final number.
+An answer without a final number cannot be checked this way: it goes full, and so
+does one cut at its rung's budget (`X-Sleeptime-Check: cut`), whatever it states. The
+full answer carries the client's own budget. The flow is the same for every format;
+the format reads each answer's final number.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Sequence
 from typing import Any
 
 from fastapi.responses import Response
 
-from router.grading import normalize_number
+from router.answer_formats import AnswerFormat, answer_format, of_context
 from router.proxy import replies
 from router.proxy.client_wait import unless_client_leaves
 from router.proxy.exchange import Exchange
 from router.proxy.formats.adapter import Outgoing, Parsed, Rewrite
-from router.proxy.routing import RouteDecision
+from router.proxy.routing import RouteDecision, escalated
 
 
-def agree(values: Sequence[float | None]) -> bool:
-    """Every voter states the same final number (and states one at all)."""
+def agree(values: Sequence[str | None], answer: AnswerFormat | None = None) -> bool:
+    """Every voter states the same final answer, as the context's answer format compares
+    two (numbers by value by default), and states one at all."""
+    same = (answer or answer_format(None)).agree
     first = values[0] if values else None
-    return first is not None and all(
-        v is not None and math.isclose(v, first, rel_tol=1e-9, abs_tol=1e-9) for v in values
-    )
+    return first is not None and all(v is not None and same(v, first) for v in values)
 
 
 async def answer(exchange: Exchange, request: Parsed, outgoing: Outgoing) -> Response | None:
@@ -52,27 +53,30 @@ async def answer(exchange: Exchange, request: Parsed, outgoing: Outgoing) -> Res
         bodies.append(fmt.not_streamed(exchange.outgoing(request, rewrite).body))
     done = await _ask(exchange, bodies)
     spent = fmt.add_usage(*(fmt.usage_of(d) for d in done))
-    votes = [fmt.final_number(d) for d in done]
+    answer_fmt = of_context(exchange.context)
+    votes = [fmt.final_answer(d, answer_fmt) for d in done]
     if decision.check_answer is not None:
-        votes.append(normalize_number(decision.check_answer))
-    agreed = len(done) == len(bodies) and agree(votes)
-    exchange.check = "agreed" if agreed else "disagreed"
+        votes.append(decision.check_answer)
+    agreed = len(done) == len(bodies) and agree(votes, answer_fmt)
+    # Cut at the budget the proxy set: never served, even where its number agrees.
+    cut = exchange.capped and bool(done) and fmt.cut_short(done[0])
+    exchange.check = "cut" if cut else "agreed" if agreed else "disagreed"
     exchange.state.metrics.checks.labels(exchange.check).inc()
-    if not agreed:
+    if cut or not agreed:
         exchange.spent_before = spent
+        exchange.escalated = cut
         return None
     return replies.served(exchange, request, done[0], spent)
 
 
 def go_full(exchange: Exchange, request: Parsed) -> Rewrite:
-    """The checked answer failed its check: the client's request at the fallback rung."""
-    decision = exchange.decision
-    exchange.decision = RouteDecision(
-        "full",
-        rung=decision.fallback_rung,
-        scores=decision.scores,
-        reason=f"{decision.reason}; check disagreed",
-    )
+    """The checked answer failed its check: the client's request at the fallback rung's
+    instruction and the client's own budget."""
+    why = "check disagreed"
+    if exchange.escalated:
+        why = "its answer was cut at the rung's budget"
+        exchange.state.metrics.escalations.inc()
+    exchange.decision = escalated(exchange.decision, why)
     return exchange.format.rewrite(request, exchange.decision, exchange.context)
 
 

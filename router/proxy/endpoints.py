@@ -8,12 +8,14 @@ thread has the write lock.
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 from anyio import to_thread
 from fastapi import Request
 from fastapi.responses import Response
 
+from router.answer_formats import FORMATS
 from router.errors import UpstreamError
 from router.proxy.api_errors import ApiError, bad_request, from_upstream
 from router.proxy.bodies import read_object
@@ -50,18 +52,25 @@ async def models(request: Request) -> Response:
 
 
 async def register_context(request: Request) -> Response:
-    """POST /v1/contexts {"id"?, "context" | "messages", "expected_queries"?}: store it,
-    queue it for sleep."""
+    """POST /v1/contexts {"id"?, "context" | "messages", "expected_queries"?,
+    "answer_format"?}: store it, queue it for sleep. The answer format ("number", "span",
+    "text") picks the sleep prompt and how answers on it are asked for, read and checked;
+    a context registered without one is a number context, as before formats existed."""
     state, tenant = _state_and_tenant(request)
     body = await read_object(request, state.config.max_body_bytes)
     context_id, text = _context_of(body)
     expected = _expected_queries(body)
+    answer_format = _answer_format(body)
     limit = state.config.max_context_bytes
     if len(text.encode()) > limit:
         message = f"the context is larger than {limit} bytes, too large to think about"
         raise ApiError(413, message, param="context", code="context_too_large")
     record = await to_thread.run_sync(
-        state.store.register_context, tenant, context_id, text, expected
+        partial(state.store.register_context, answer_format=answer_format),
+        tenant,
+        context_id,
+        text,
+        expected,
     )
     state.contexts.forget(tenant, context_id)
     if record.sleep_status is None:
@@ -123,6 +132,7 @@ def context_view(record: ContextRecord) -> dict[str, Any]:
         "source": record.source,
         "seen": record.seen,
         "expected_queries": record.expected_queries,
+        "answer_format": record.answer_format,
         "status": record.sleep_status,
         "learned_context": record.learned,
         "anticipated": record.anticipated or [],
@@ -150,6 +160,16 @@ def _context_of(body: dict[str, Any]) -> tuple[str, str]:
     if name is None:
         return context_hash(messages), context_text(messages)
     return check_id(name, "id"), context_text(messages)
+
+
+def _answer_format(body: dict[str, Any]) -> str | None:
+    value = body.get("answer_format")
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in FORMATS:
+        known = ", ".join(sorted(FORMATS))
+        raise bad_request(f"'answer_format' must be one of {known}", param="answer_format")
+    return value
 
 
 def _expected_queries(body: dict[str, Any]) -> float | None:

@@ -40,8 +40,12 @@ class Exchange:
     deadline: float | None = None  # time.monotonic() by which every upstream call must answer
     receive: Any = None  # the ASGI channel that tells when the client leaves (client_wait)
     completion_tokens: int | None = None  # once known, for the tokens-saved header
-    check: str | None = None  # a checked answer's outcome: "agreed" or "disagreed"
-    spent_before: Any = None  # usage of a check that sent the query full
+    check: str | None = None  # a checked answer's outcome: "agreed", "disagreed" or "cut"
+    spent_before: Any = None  # usage of the cheap calls whose answers were discarded
+    routing: str = "off"  # "policy": the request opted into routing (router.proxy.opt_in)
+    unroutable: str | None = None  # why routing left it as sent (router.proxy.routable)
+    capped: bool = False  # the body's budget is the rung's, below the client's own
+    escalated: bool = False  # a cheap answer cut at that budget was discarded
 
     def outgoing(self, request: Parsed, rewrite: Rewrite) -> Outgoing:
         """The body to send upstream, once the model is resolved."""
@@ -52,6 +56,11 @@ class Exchange:
 
     def headers(self) -> dict[str, str]:
         headers = {"X-Request-Id": self.request_id, "X-Sleeptime-Route": self.decision.route}
+        headers["X-Sleeptime-Routing"] = self.routing
+        if self.unroutable:
+            headers["X-Sleeptime-Reason"] = self.unroutable
+        if self.escalated:
+            headers["X-Sleeptime-Escalated"] = "length"
         if self.ref is not None:
             headers["X-Sleeptime-Context"] = self.ref.context_id
             version = self.context.version if self.context is not None else 1

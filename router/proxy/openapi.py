@@ -18,6 +18,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from router.answer_formats import FORMATS
 from router.apikeys import NAME
 from router.proxy.endpoints import MAX_EXPECTED_QUERIES
 from router.proxy.formats.chat_parsing import COUNTS, NUMBERS, ROLES
@@ -74,6 +75,7 @@ CONTEXT_REQUEST: dict[str, Any] = {
             "exclusiveMinimum": 0,
             "maximum": MAX_EXPECTED_QUERIES,
         },
+        "answer_format": {"type": "string", "enum": sorted(FORMATS)},
     },
 }
 FEEDBACK_REQUEST: dict[str, Any] = {

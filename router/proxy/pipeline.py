@@ -8,13 +8,15 @@ One request goes through these stages, in order, each a function below:
     identify   the context (named by header or body, else hashed) and the query
     look up    the tenant's record of that context (kept `context_cache_s`), and a
                sighting for the writer (a context seen twice is queued for sleep)
-    route      the router's decision and the format's rewrite; whatever they raise,
-               the request goes full, unchanged, and the fallback is counted
+    opt in     whether the request is routed at all (`opt_in`: its header, its model)
+    route      what may not be routed passes through as sent (`routable`), else the
+               router's decision and the format's rewrite; whatever they raise, the
+               request goes full, unchanged, and the fallback is counted
     model      what "sleeptime" names upstream, or 404 for a model not served
     call       a cached answer (no upstream call), a checked answer (cheap voters
-               first, full when they disagree), a streamed or a plain upstream call;
-               all within one deadline, cancelled (499) if the client leaves
-               (`client_wait`)
+               first, full when they disagree), a capped attempt (full when cut at its
+               budget, `capped`), a streamed or a plain upstream call; all within one
+               deadline, cancelled (499) if the client leaves (`client_wait`)
     finish     the record, metrics and `X-Sleeptime-*` headers (`Exchange.finish`)
 
 The hot path is: hash the context part, one cached store read, the router, the
@@ -32,7 +34,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from router.errors import UpstreamError
-from router.proxy import checked, replies
+from router.proxy import capped, checked, replies
 from router.proxy.api_errors import ApiError, from_upstream
 from router.proxy.bodies import read_parsed
 from router.proxy.client_wait import ClientClosed, client_closed, deadline_for, unless_client_leaves
@@ -40,6 +42,8 @@ from router.proxy.contexts import HEADER, explicit_name
 from router.proxy.exchange import Exchange
 from router.proxy.formats.adapter import FormatAdapter, Outgoing, Parsed, Rewrite
 from router.proxy.gate import Principal, principal_of
+from router.proxy.opt_in import HEADER as ROUTING
+from router.proxy.opt_in import rules_of
 from router.proxy.routing import PASS_THROUGH
 from router.proxy.state import ProxyState
 from router.proxy.streaming import RelayResponse, stream
@@ -83,8 +87,9 @@ async def _serve(request: Request, exchange: Exchange) -> Response:
         return exchange.fail(error)
     query = _identify(exchange, parsed, name)
     exchange.context = _look_up(exchange)
-    rewrite = _route(exchange, parsed, query)
     try:
+        exchange.routing = _opt_in(exchange, request, parsed)
+        rewrite = _route(exchange, parsed, query)
         await _resolve_model(exchange, parsed)
     except ApiError as error:
         return exchange.fail(error)
@@ -123,17 +128,31 @@ def _look_up(exchange: Exchange) -> ContextRecord | None:
     return known
 
 
+def _opt_in(exchange: Exchange, request: Request, parsed: Parsed) -> str:
+    """The routing that applies: "policy" or "off" (ApiError: a header that says neither)."""
+    return rules_of(exchange.state).routing(request.headers.get(ROUTING), parsed.model)
+
+
 def _route(exchange: Exchange, parsed: Parsed, query: str) -> Rewrite:
-    """Never raises: a router (or a rewrite) that fails sends the request through unchanged."""
-    state = exchange.state
+    """Never raises: a router (or a rewrite) that fails sends the request through unchanged.
+    A request that did not opt in, or that the router may not touch, never reaches it."""
+    state, fmt = exchange.state, exchange.format
+    if exchange.routing != "policy":
+        return {}
     try:
+        why = fmt.unroutable(parsed, exchange.context, rules_of(state).formats)
+        if why is not None:
+            exchange.unroutable = why
+            state.metrics.passed_through.labels(why).inc()
+            return {}
         decision = state.router.decide(exchange.tenant, exchange.context, query)
-        rewrite = exchange.format.rewrite(parsed, decision, exchange.context)
+        rewrite = fmt.rewrite(parsed, decision, exchange.context)
+        lowered = decision.route != "cached" and fmt.lowers_budget(parsed, rewrite)
     except Exception:
         state.metrics.fallbacks.inc()
         log.exception("router failed; the request goes through as pass-through")
-        decision, rewrite = PASS_THROUGH, {}
-    exchange.decision = decision
+        decision, rewrite, lowered = PASS_THROUGH, {}, False
+    exchange.decision, exchange.capped = decision, lowered
     return rewrite
 
 
@@ -154,9 +173,13 @@ async def _call(exchange: Exchange, parsed: Parsed, outgoing: Outgoing) -> Respo
     try:
         if decision.checked:
             answered = await _checked(exchange, parsed, outgoing)
-            if isinstance(answered, Response):
-                return answered
-            outgoing = answered
+        elif exchange.capped:
+            answered = await capped.attempt(exchange, parsed, outgoing)
+        else:
+            answered = outgoing
+        if isinstance(answered, Response):
+            return answered
+        outgoing = answered
         if parsed.stream:
             return await stream(exchange, outgoing)
         return await _complete(exchange, outgoing)

@@ -41,6 +41,17 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.passed_through = Counter(
+            "sleeptime_passed_through",
+            "Requests routing applied to, sent as the client sent them, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.escalations = Counter(
+            "sleeptime_escalations",
+            "Cheap answers cut at the rung's budget, discarded and asked again in full",
+            registry=r,
+        )
         self.sleep_jobs = Counter(
             "sleeptime_sleep_jobs", "Finished sleep-time jobs by outcome", ["outcome"], registry=r
         )

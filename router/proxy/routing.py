@@ -3,8 +3,11 @@
 A `Router` sees the tenant, that tenant's record of the request's context (or
 None) and the query, and returns a `RouteDecision`:
 
-    full      forward the request as the client sent it
-    enriched  add the learned context c' to the request, keep the client's parameters
+    full      forward the client's request; a rung adds its instruction only, the
+              client's max_tokens stand (none stays none)
+    enriched  add the learned context c' to the request; a rung adds its instruction
+              and caps max_tokens at its budget, a cheap attempt escalated to full
+              when cut there (`router.proxy.capped`)
     cached    answer with an anticipated answer without calling the upstream
 
 The request's format turns a decision into the body to send
@@ -43,6 +46,18 @@ class RouteDecision:
 
 
 PASS_THROUGH = RouteDecision("full", reason="pass-through")
+
+
+def escalated(decision: RouteDecision, why: str) -> RouteDecision:
+    """The request in full once its cheap attempt failed (a check that disagreed, an answer
+    cut at the rung's budget): at the instruction of the policy's fallback rung, with the
+    client's own budget, as every full route is."""
+    return RouteDecision(
+        "full",
+        rung=decision.fallback_rung,
+        scores=decision.scores,
+        reason=f"{decision.reason}; {why}",
+    )
 
 
 class Router(Protocol):

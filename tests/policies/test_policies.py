@@ -143,3 +143,10 @@ def test_policies_package_imports_nothing_of_ours_or_any_sdk() -> None:
                 names = [node.module or ""]
             for name in names:
                 assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
+
+
+def test_a_policy_file_names_the_answer_formats_it_was_trained_on(tmp_path) -> None:
+    path = save(Learned(), tmp_path / "policy.json", ["span", "number", "span"])
+    assert json.loads(path.read_text())["answer_formats"] == ["number", "span"]
+    assert load(path) == Learned()
+    assert "answer_formats" not in json.loads(save(Learned(), tmp_path / "p.json").read_text())

@@ -9,7 +9,7 @@ import pytest
 
 from policies.cost import ModelPrice
 from router.errors import ConfigError
-from router.model_list import ModelEntry, default_model, parse_models
+from router.model_list import ModelEntry, default_model, parse_models, routing_by_name
 from router.settings import Settings, load_settings
 
 FULL = """
@@ -82,6 +82,18 @@ def test_the_default_is_the_one_aliased_sleeptime(tmp_path: Path) -> None:
     assert default_model(entries).name == "b"
 
 
+def test_route_opts_every_name_of_an_entry_in_or_out() -> None:
+    """The alias "sleeptime" is routed unless the default entry says off; other names only
+    where their entry says policy."""
+    entries = parse_models(
+        [{"name": "a", "aliases": ["x"], "route": "policy"}, {"name": "b"}, {"name": "c"}], {}
+    )
+    assert routing_by_name(entries) == {"a": "policy", "x": "policy", "sleeptime": "policy"}
+    off = parse_models([{"name": "a", "route": "off"}, {"name": "b", "route": "policy"}], {})
+    assert routing_by_name(off) == {"a": "off", "b": "policy", "sleeptime": "off"}
+    assert routing_by_name(()) == {"sleeptime": "policy"}
+
+
 @pytest.mark.parametrize(
     ("tables", "message"),
     [
@@ -106,6 +118,7 @@ def test_the_default_is_the_one_aliased_sleeptime(tmp_path: Path) -> None:
         ([{"name": "a", "upstream_url": "api.example.com"}], "must start with http"),
         ([{"name": "a", "aliases": "x"}], "'aliases' must be a list"),
         ([{"name": 5}], "model #1: 'name' must be a string"),
+        ([{"name": "a", "route": "always"}], "model 'a': 'route' must be one of policy, off"),
         ({"name": "a"}, "array of tables"),
     ],
 )

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
+import pytest
 
-from policies import Threshold
+from policies import PolicyError, Threshold, save
 from policies.builtin import Learned
-from router.policy_router import PolicyRouter
+from router.policy_router import PolicyRouter, answer_formats
 from router.predictability import CONTEXT_FEATURES, QUERY_FEATURES, CalibratedModel, matrix
 from router.store.base import ContextRecord
 
@@ -156,7 +159,8 @@ def test_a_checked_policy_names_the_check_and_the_fallback_rung() -> None:
     assert (decision.route, decision.rung) == ("enriched", "answer")
     assert (decision.check_rung, decision.fallback_rung) == ("brief", "steps")
     unchecked = ROUTER.decide("t", context(ANTICIPATED), "How many miles?")
-    assert unchecked.check_rung is None and unchecked.fallback_rung is None
+    assert unchecked.check_rung is None and not unchecked.checked
+    assert unchecked.fallback_rung == "steps"  # where its answer goes when cut at its budget
 
 
 def test_an_anticipated_check_carries_the_nearest_answer() -> None:
@@ -168,3 +172,16 @@ def test_an_anticipated_check_carries_the_nearest_answer() -> None:
     trains = router.decide("t", context(ANTICIPATED), "How many trains ran?")
     assert (money.check_answer, trains.check_answer) == ("18", "3")
     assert money.checked and money.check_rung is None and money.fallback_rung == "steps"
+
+
+def test_the_formats_a_policy_routes_come_from_its_file(tmp_path: Path) -> None:
+    """A policy file that names none was trained on GSM8K's numbers."""
+    path = save(Threshold(), tmp_path / "p.json")
+    assert answer_formats(path) == frozenset({"number"}) == ROUTER.formats
+    path.write_text(
+        json.dumps({**json.loads(path.read_text()), "answer_formats": ["span", "number"]})
+    )
+    assert answer_formats(path) == frozenset({"span", "number"})
+    path.write_text(json.dumps({**json.loads(path.read_text()), "answer_formats": "span"}))
+    with pytest.raises(PolicyError, match="answer_formats"):
+        answer_formats(path)

@@ -141,3 +141,20 @@ def test_the_nearest_anticipated_answer_votes_for_free() -> None:
     assert result.escalated_share == pytest.approx(2 / 3)
     both = evaluate(Learned(**{**policy.params(), "check_rung": 1}), table)
     assert both.test_tokens == pytest.approx((24 + 324 + 324) / 3)  # rung 1 agreed on a/q0
+
+
+def test_answers_agree_as_canonical_strings_whatever_their_format() -> None:
+    """Span answers ("26.47%", words) agree when they are the same canonical answer, never
+    across scales, and numbers still agree by value."""
+    predicted = ["26.47%", "26.47%", "26.47", "fixed-price; cost-plus", "fixed-price; cost-plus",
+                 "18", "18.0", ""]  # fmt: skip
+    rows = [
+        Outcome(**{**outcome("c", f"q{i}", 0, 0, True, 5).__dict__, "predicted": p})
+        for i, p in enumerate(predicted)
+    ]
+    codes = build_table(rows).answers[:, 0, 0]
+    same = lambda i, j: bool(codes[i] == codes[j])  # noqa: E731
+    assert same(0, 1) and not same(0, 2)
+    assert same(3, 4) and not same(3, 0)
+    assert same(5, 6)
+    assert np.isnan(codes[7])

@@ -293,7 +293,7 @@ class TestReplayLiveProxyParity:
                 {"role": "system", "content": problem["context"]},
                 {"role": "user", "content": question},
             ],
-            extra_headers={"X-Sleeptime-Context": context_id},
+            extra_headers={"X-Sleeptime-Context": context_id, "X-Sleeptime-Routing": "policy"},
         )
         self.request_ids.append(raw.headers["x-request-id"])
         return raw.headers["x-sleeptime-route"], raw.headers.get("x-sleeptime-rung")

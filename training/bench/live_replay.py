@@ -43,8 +43,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from router.answer_formats import answer_format, gold
 from router.errors import InputError
-from router.grading import answers_match, extract_answer
 from router.ladder import LADDER, rung
 from router.local_server import free_port, start_local_server
 from router.settings import Settings, load_settings
@@ -64,14 +64,22 @@ def context_id(problem: StatefulProblem) -> str:
     return "".join(c if c.isalnum() or c in "._:-" else "-" for c in problem.id)[:120]
 
 
+def _headers(problem: StatefulProblem, delegate: bool) -> dict[str, str]:
+    """The context's name; a client that delegates opts into routing (the alias "sleeptime"
+    does too, but a replay says so where a reader looks)."""
+    headers = {"X-Sleeptime-Context": context_id(problem)}
+    return {**headers, "X-Sleeptime-Routing": "policy"} if delegate else headers
+
+
 def ask(
     client: Any, problem: StatefulProblem, index: int, client_rung: str, delegate: bool
 ) -> Asked:
     """`delegate`: the client leaves the budget to sleeptime and sends the bare question;
     otherwise it sends its own instruction, as it would without sleeptime."""
     query = problem.queries[index]
-    budget = rung(client_rung)
-    question = query.question if delegate else f"{query.question}\n{budget.instruction}"
+    budget, fmt = rung(client_rung), answer_format(problem.answer_format)
+    instruction = fmt.instruction(budget.effort)
+    question = query.question if delegate else f"{query.question}\n{instruction}"
     messages = [
         {"role": "system", "content": problem.context},
         {"role": "user", "content": question},
@@ -80,9 +88,9 @@ def ask(
     raw = client.chat.completions.with_raw_response.create(
         model="sleeptime",
         messages=messages,
-        max_tokens=budget.max_tokens,
+        max_tokens=budget.max_tokens + fmt.extra_tokens,
         temperature=0.0,
-        extra_headers={"X-Sleeptime-Context": context_id(problem)},
+        extra_headers=_headers(problem, delegate),
     )
     latency = time.perf_counter() - started
     completion = raw.parse()
@@ -98,7 +106,9 @@ def ask(
         query=query.id,
         route=route,
         rung=raw.headers.get("x-sleeptime-rung", ""),
-        correct=answers_match(extract_answer(text, fallback=not truncated), query.answer),
+        correct=fmt.grade(
+            fmt.extract(text, not truncated), gold(query.answer, query.answers, query.scale)
+        ),
         test_tokens=0 if route == "cached" else (usage.completion_tokens if usage else 0),
         prompt_tokens=0 if route == "cached" else (usage.prompt_tokens if usage else 0),
         latency_s=latency,
@@ -121,6 +131,7 @@ def register_and_wait(base: str, problems: list[StatefulProblem]) -> dict[str, i
                 "id": context_id(problem),
                 "context": problem.context,
                 "expected_queries": len(problem.queries),
+                "answer_format": problem.answer_format,
             }
             http.post("/contexts", json=body).raise_for_status()
         spent: dict[str, int] = {}

@@ -24,10 +24,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from router.answer_formats import answer_format, gold
 from router.answering import answer
 from router.connect import open_upstream
 from router.errors import ConfigError
-from router.grading import answers_match
 from router.ladder import LADDER, rung
 from router.settings import load_settings
 from router.sleep import (
@@ -80,9 +80,13 @@ def collect_problem(
     plan: CollectPlan,
     on_answer: Callable[[], None] = lambda: None,
 ) -> ContextResult:
+    fmt = answer_format(problem.answer_format)
     max_k = max(plan.sleep_budgets, default=0) if problem.has_context else 0
-    passes = [sleep_pass(backend, model, problem.context, i, plan.sleep) for i in range(max_k)]
-    learned = {k: learned_context(passes[:k]) for k in plan.sleep_budgets if k <= max_k}
+    passes = [
+        sleep_pass(backend, model, problem.context, i, plan.sleep, fmt=fmt) for i in range(max_k)
+    ]
+    budgets = [k for k in plan.sleep_budgets if k <= max_k]
+    learned = {k: learned_context(passes[:k], fmt, problem.context) for k in budgets}
     rows = []
     for query in problem.queries:
         for level in plan.rungs_raw:
@@ -108,7 +112,8 @@ def _outcome(
     notes: LearnedContext | None,
     sleep_s: float,
 ) -> Outcome:
-    result = answer(backend, model, problem.context, query.question, rung(level), notes)
+    fmt = answer_format(problem.answer_format)
+    result = answer(backend, model, problem.context, query.question, rung(level), notes, fmt=fmt)
     return Outcome(
         dataset=dataset,
         context_id=problem.id,
@@ -117,7 +122,7 @@ def _outcome(
         queries_in_context=len(problem.queries),
         sleep_passes=notes.passes if notes else 0,
         rung=level,
-        correct=answers_match(result.extracted, query.answer),
+        correct=fmt.grade(result.extracted, gold(query.answer, query.answers, query.scale)),
         truncated=result.truncated,
         predicted=result.extracted or "",
         gold=query.answer,
@@ -269,8 +274,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--sleep-prompt",
         default=SleepBudget.prompt,
         choices=sorted(TEMPLATES),
-        help="what a sleep pass writes: solve, program (Python steps, evaluated without "
-        f"exec), notes; see docs/training.md (default {SleepBudget.prompt})",
+        help="what a sleep pass writes: solve, program, notes, document; see "
+        "docs/training.md (default: the answer format's: solve for numbers, document for spans)",
     )
     add(
         "--concurrency",

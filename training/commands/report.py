@@ -83,7 +83,45 @@ def _comparison_summary(
             "with_sleep": [c.amortized_cost(q, t)[1] for q in queries],
         },
         "full_cost_ratio_at_dataset_queries": _full_cost_ratio(base, sleepy, c.accuracy, n, t),
+        **at_best_test_only(base, sleepy, n, t),
         "at_each_sleep_point": _at_each_point(base, sleepy, t, n),
+    }
+
+
+def at_best_test_only(
+    base: list[CurvePoint], sleepy: list[CurvePoint], n: float, t: float
+) -> dict[str, Any]:
+    """The ratios read at the best accuracy test-time only reaches, so that "equal accuracy"
+    cannot be met at a low accuracy alone. The sleep curve reaches it when one of its points
+    is at or above the lower end of that accuracy's 95% interval; the cheapest such point is
+    compared with the best test-only point. Both ratios are None when it never does."""
+    if not base:
+        return {"best_test_only_accuracy": None, "token_ratio_at_best_test_only_accuracy": None,
+                "full_cost_ratio_at_best_test_only_accuracy": None}  # fmt: skip
+    best = max(base, key=lambda p: (p.accuracy.mean, -p.test_tokens))
+    reaching = [p for p in sleepy if p.accuracy.mean >= best.accuracy.low - 1e-9]
+    out: dict[str, Any] = {
+        "best_test_only_accuracy": asdict(best.accuracy) | {"rung": best.rung},
+        "token_ratio_at_best_test_only_accuracy": None,
+        "full_cost_ratio_at_best_test_only_accuracy": None,
+        "sleep_point_at_best_test_only_accuracy": None,
+    }
+    if not reaching:
+        return out
+    by_tokens = min(reaching, key=lambda p: p.test_tokens)
+    by_cost = min(reaching, key=lambda p: full_cost_per_query(p, n, t))
+    cost = full_cost_per_query(by_cost, n, t)
+    return out | {
+        "token_ratio_at_best_test_only_accuracy": (
+            best.test_tokens / by_tokens.test_tokens if by_tokens.test_tokens else None
+        ),
+        "full_cost_ratio_at_best_test_only_accuracy": (
+            full_cost_per_query(best, n, t) / cost if cost else None
+        ),
+        "sleep_point_at_best_test_only_accuracy": {
+            "rung": by_cost.rung,
+            "accuracy": asdict(by_cost.accuracy),
+        },
     }
 
 
@@ -137,7 +175,8 @@ def _k_scaling(curves: dict[int, list[CurvePoint]]) -> dict[str, dict[str, float
 def _headline(summary: dict[str, Any]) -> dict[str, Any]:
     comparisons = summary["comparisons"]
     if not comparisons:
-        return {"test_token_ratio_at_equal_accuracy": None, "amortized_cost_ratio": None}
+        none = {"test_token_ratio_at_equal_accuracy": None, "amortized_cost_ratio": None}
+        return none | _best_at_best_test_only({})
     best_k = max(comparisons, key=lambda k: comparisons[k]["token_ratio"])
     best = comparisons[best_k]
     return {
@@ -149,7 +188,19 @@ def _headline(summary: dict[str, Any]) -> dict[str, Any]:
         "amortized_cost_ratio_at_dataset_queries": best["amortized_cost_ratio_at_dataset_queries"],
         "full_cost_ratio_at_dataset_queries": best["full_cost_ratio_at_dataset_queries"],
         "break_even_queries": best["break_even_queries"],
+        **_best_at_best_test_only(comparisons),
     }
+
+
+def _best_at_best_test_only(comparisons: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The sleep budget whose curve reaches the best test-only accuracy at the lowest full
+    cost; its ratios, or None for both when no budget's curve reaches it."""
+    names = ("token_ratio_at_best_test_only_accuracy", "full_cost_ratio_at_best_test_only_accuracy")
+    reached = [c for c in comparisons.values() if c[names[1]] is not None]
+    if not reached:
+        return dict.fromkeys(names)
+    best = max(reached, key=lambda c: c[names[1]])
+    return {name: best[name] for name in names}
 
 
 def headline_words(summary: dict[str, Any]) -> str | None:

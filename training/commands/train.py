@@ -24,7 +24,7 @@ from policies import REGISTRY, Learned, Policy, Prices, save
 from policies.space import Choices, fixed_params
 from router.predictability import estimators_for, save_models
 from router.settings import load_settings
-from training.outcomes import Outcome
+from training.outcomes import CONTEXTS, Outcome, read_jsonl
 from training.replay import ReplayTable, evaluate
 from training.search import (
     SEARCH_SPACE_VERSION,
@@ -189,7 +189,7 @@ def train_policy(
         "replayed_queries": len(splits[0].query_ids),
         "t": prices.test_ratio,
         "charge_prompt": prices.charge_prompt,
-        "policy_file": str(save(chosen, _ensure_parent(args.out))),
+        "policy_file": str(save(chosen, _ensure_parent(args.out), _formats(args.outcomes))),
         "estimators_file": str(_save_estimators(args.out, outcomes, rows)),
         "policy": chosen.to_dict(),
         "study": study.study_name,
@@ -203,6 +203,13 @@ def train_policy(
         },
     }
     return summary, study
+
+
+def _formats(tables: list[Path]) -> list[str]:
+    """The answer formats of the tables' contexts (a context without one is a number's)."""
+    return sorted(
+        {c.get("answer_format") or "number" for t in tables for c in read_jsonl(t / CONTEXTS)}
+    )
 
 
 def _save_estimators(policy: Path, outcomes: list[Outcome], rows: list[dict[str, Any]]) -> Path:

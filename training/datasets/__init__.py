@@ -2,6 +2,7 @@
 
     load_dataset("gsm8k")        Stateful GSM8K test (1,319 problems, 1 query each)
     load_dataset("gsm8k-multi")  socratic GSM8K test: sub-questions + final question
+    load_dataset("tatqa")        TAT-QA dev: 278 tables + text, 1,668 span/arithmetic queries
     load_dataset("my.jsonl")     your own file (see training.datasets.user_jsonl)
 
 Everything is read from the copy bundled inside the package. Pass a
@@ -16,6 +17,7 @@ from pathlib import Path
 from router.errors import DatasetError
 from training.datasets.gsm8k import load_multi_query_gsm8k, load_stateful_gsm8k
 from training.datasets.sentences import split_context_and_question, split_sentences
+from training.datasets.tatqa import load_tatqa
 from training.datasets.types import LoadReport, Query, StatefulProblem
 from training.datasets.user_jsonl import load_jsonl
 
@@ -27,11 +29,16 @@ __all__ = [
     "load_jsonl",
     "load_multi_query_gsm8k",
     "load_stateful_gsm8k",
+    "load_tatqa",
     "split_context_and_question",
     "split_sentences",
 ]
 
-NAMED = {"gsm8k": load_stateful_gsm8k, "gsm8k-multi": load_multi_query_gsm8k}
+NAMED = {
+    "gsm8k": load_stateful_gsm8k,
+    "gsm8k-multi": load_multi_query_gsm8k,
+    "tatqa": load_tatqa,
+}
 
 
 def load_dataset(

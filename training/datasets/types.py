@@ -18,6 +18,9 @@ class Query:
     question: str
     answer: str  # gold, normalised numeric string (text golds kept as text)
     kind: str = "final"  # "final" or "sub" (socratic sub-question)
+    answers: tuple[str, ...] = ()  # every gold span (TAT-QA); empty where `answer` says it all
+    scale: str = ""  # the gold's scale: "", "thousand", "million", "billion" or "percent"
+    answer_type: str = ""  # the dataset's own label, e.g. TAT-QA "span", "arithmetic"
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class StatefulProblem:
     context: str
     queries: tuple[Query, ...]
     source: str  # e.g. "gsm8k-test", "gsm8k-socratic", or the user file name
+    answer_format: str = "number"  # how answers are graded: "number", "span" or "text"
 
     @property
     def has_context(self) -> bool:
@@ -47,6 +51,7 @@ class LoadReport:
     sub_questions_skipped_not_question: int = 0  # "Simplify", "Define a variable"
     sub_questions_duplicate: int = 0  # repeated text, or the final question again
     bad_lines: list[tuple[int, str]] = field(default_factory=list)  # strict=False only
+    odd: dict[str, int] = field(default_factory=dict)  # kept but unusual, by kind (TAT-QA)
 
     def summary(self) -> str:
         parts = [
@@ -66,7 +71,12 @@ class LoadReport:
             )
         if self.bad_lines:
             parts.append(f"bad lines {len(self.bad_lines)}")
+        parts.extend(f"{kind} {count}" for kind, count in sorted(self.odd.items()))
         return ", ".join(parts)
+
+    def note(self, kind: str) -> None:
+        """Count something a loader kept although it was unusual."""
+        self.odd[kind] = self.odd.get(kind, 0) + 1
 
     def add(self, problem: StatefulProblem) -> StatefulProblem:
         self.problems += 1

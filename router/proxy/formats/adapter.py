@@ -7,12 +7,14 @@ record) and asks the format adapter wherever the shape of a body matters:
 
     parse         raw bytes -> the format's own request object (`Parsed`), or ApiError
     identify      where the query and the context live in it
+    unroutable    why the router must not touch it (`router.proxy.routable`), or None
     rewrite       how a routing decision changes the body (learned notes, a rung's budget)
+    lowers_budget whether that rewrite caps the answer below the client's own budget
     outgoing      the bytes sent upstream (model alias, sleeptime metadata, stream usage)
     completion, events, estimate_usage
                   the proxy's own answers (cached, or checked) shaped as the upstream's
-    final_number, answer_of, not_streamed
-                  reading an upstream answer for a check, asked whole
+    final_answer, answer_of, not_streamed, cut_short
+                  reading an upstream answer for a check or a capped attempt, asked whole
     usage_of, with_usage, add_usage, tokens
                   usage, whatever the format calls its fields
     relay         relaying an upstream stream event by event
@@ -28,6 +30,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from router.answer_formats import AnswerFormat
 from router.proxy.contexts import ContextRef
 from router.proxy.routing import RouteDecision
 from router.store.base import ContextRecord
@@ -92,9 +95,15 @@ class FormatAdapter(Protocol[P]):
 
     def identify(self, request: P, name: str | None) -> tuple[ContextRef | None, str]: ...
 
+    def unroutable(
+        self, request: P, context: ContextRecord | None, formats: frozenset[str] | None
+    ) -> str | None: ...
+
     def rewrite(
         self, request: P, decision: RouteDecision, context: ContextRecord | None
     ) -> Rewrite: ...
+
+    def lowers_budget(self, request: P, rewrite: Rewrite) -> bool: ...
 
     def outgoing(
         self, request: P, rewrite: Rewrite, *, model: str | None, stream_usage: bool
@@ -110,7 +119,9 @@ class FormatAdapter(Protocol[P]):
 
     def not_streamed(self, body: bytes) -> bytes: ...
 
-    def final_number(self, completion: dict[str, Any]) -> float | None: ...
+    def final_answer(self, completion: dict[str, Any], answer: AnswerFormat) -> str | None: ...
+
+    def cut_short(self, completion: dict[str, Any]) -> bool: ...
 
     def answer_of(self, completion: dict[str, Any]) -> Answer: ...
 

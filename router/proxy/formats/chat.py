@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from router.grading import extract_answer, normalize_number
-from router.proxy import contexts
+from router.answer_formats import AnswerFormat
+from router.proxy import contexts, routable
 from router.proxy.contexts import ContextRef
 from router.proxy.formats import chat_rewrite, chat_synth
 from router.proxy.formats.adapter import Answer, Outgoing, Rewrite, Settle
@@ -35,10 +35,18 @@ class ChatFormat:
         """The query is the last user message; the context, every message before it."""
         return contexts.identify(request.messages, name)
 
+    def unroutable(
+        self, request: ChatRequest, context: ContextRecord | None, formats: frozenset[str] | None
+    ) -> str | None:
+        return routable.reason(request.body, context, formats)
+
     def rewrite(
         self, request: ChatRequest, decision: RouteDecision, context: ContextRecord | None
     ) -> Rewrite:
         return chat_rewrite.rewrite(request, decision, context)
+
+    def lowers_budget(self, request: ChatRequest, rewrite: Rewrite) -> bool:
+        return chat_rewrite.lowers_budget(request, rewrite)
 
     def outgoing(
         self, request: ChatRequest, rewrite: Rewrite, *, model: str | None, stream_usage: bool
@@ -59,8 +67,15 @@ class ChatFormat:
     def not_streamed(self, body: bytes) -> bytes:
         return not_streamed(body)
 
-    def final_number(self, completion: dict[str, Any]) -> float | None:
-        return final_number(completion)
+    def final_answer(self, completion: dict[str, Any], answer: AnswerFormat) -> str | None:
+        return final_answer(completion, answer)
+
+    def cut_short(self, completion: dict[str, Any]) -> bool:
+        """An answer stopped by its token budget (any choice: the client gets them all)."""
+        choices = completion.get("choices")
+        return isinstance(choices, list) and any(
+            isinstance(c, dict) and c.get("finish_reason") == "length" for c in choices
+        )
 
     def answer_of(self, completion: dict[str, Any]) -> Answer:
         text = completion["choices"][0]["message"].get("content") or ""
@@ -96,12 +111,12 @@ def not_streamed(body: bytes) -> bytes:
     return json.dumps(data).encode()
 
 
-def final_number(completion: dict[str, Any]) -> float | None:
-    """The final number an upstream's completion states; None if cut off before one."""
+def final_answer(completion: dict[str, Any], answer: AnswerFormat) -> str | None:
+    """The final answer an upstream's completion states, read as the context's answer format
+    reads one; None if cut off before one."""
     try:
         choice = completion["choices"][0]
         text = choice["message"]["content"] or ""
     except (KeyError, IndexError, TypeError):
         return None
-    answer = extract_answer(text, fallback=choice.get("finish_reason") != "length")
-    return None if answer is None else normalize_number(answer)
+    return answer.extract(text, choice.get("finish_reason") != "length")

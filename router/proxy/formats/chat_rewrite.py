@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from router.answer_formats import AnswerFormat, answer_format, of_context
 from router.answering import NOTES_HINT
 from router.ladder import Rung, rung
 from router.proxy.formats.adapter import Outgoing, Rewrite
@@ -18,16 +19,32 @@ from router.proxy.formats.chat_parsing import CONTEXT_KEY, ChatRequest
 from router.proxy.routing import RouteDecision
 from router.store.base import ContextRecord
 
+BUDGET_KEYS = ("max_tokens", "max_completion_tokens")
+
 
 def rewrite(
     chat: ChatRequest, decision: RouteDecision, context: ContextRecord | None
 ) -> dict[str, Any]:
     """The body fields the decision replaces: the messages (notes, the rung's instruction)
-    and the rung's token budget; empty when the client's request goes as it is."""
+    and, on the learned context, the rung's token budget (the full route keeps the
+    client's: it is what an answer cut by a budget escalates to); empty when the
+    client's request goes as it is."""
     changes = messages_for(decision, context, chat.messages)
-    if decision.rung:
-        changes.update(_budget(chat.body, rung(decision.rung).max_tokens))
+    if decision.rung and decision.route == "enriched":
+        extra = of_context(context).extra_tokens
+        changes.update(_budget(chat.body, rung(decision.rung).max_tokens + extra))
     return changes
+
+
+
+def lowers_budget(chat: ChatRequest, rewrite: Rewrite) -> bool:
+    """Whether the rewrite caps the answer below what the client allowed (or caps one the
+    client left unbounded): an answer cut there was cut by the proxy, and is escalated."""
+    for key in BUDGET_KEYS:
+        given = chat.body.get(key)
+        if key in rewrite and (not given or rewrite[key] < given):
+            return True
+    return False
 
 
 def messages_for(
@@ -42,7 +59,7 @@ def messages_for(
             raise ValueError("the enriched route needs a context with a learned context")
         rewritten = enrich(rewritten, context.learned)
     if decision.rung:
-        rewritten = with_budget(rewritten, rung(decision.rung))
+        rewritten = with_budget(rewritten, rung(decision.rung), of_context(context))
     return {} if rewritten is messages else {"messages": rewritten}
 
 
@@ -65,12 +82,15 @@ def outgoing(
     return Outgoing(json.dumps(merged).encode(), add_usage)
 
 
-def with_budget(messages: list[dict[str, Any]], budget: Rung) -> list[dict[str, Any]]:
-    """The rung's instruction closes the query: small models follow the last instruction
-    they read, and the upstream's max_tokens (set by the proxy) enforces the rest."""
+def with_budget(
+    messages: list[dict[str, Any]], budget: Rung, fmt: AnswerFormat | None = None
+) -> list[dict[str, Any]]:
+    """The rung's instruction, in the context's answer format, closes the query: small
+    models follow the last instruction they read, and the upstream's max_tokens (set by the
+    proxy) enforces the rest."""
     last_user = max(i for i, m in enumerate(messages) if m.get("role") == "user")
     query = messages[last_user]
-    note = f"Answer budget: {budget.instruction}"
+    note = f"Answer budget: {(fmt or answer_format(None)).instruction(budget.effort)}"
     content = query.get("content")
     if isinstance(content, list):
         content = [*content, {"type": "text", "text": note}]
@@ -89,7 +109,7 @@ def enrich(messages: list[dict[str, Any]], notes: str) -> list[dict[str, Any]]:
 
 def _budget(body: dict[str, Any], limit: int) -> dict[str, int]:
     """The rung's token budget, or the client's where the client asked for less."""
-    given = {k: body[k] for k in ("max_tokens", "max_completion_tokens") if body.get(k)}
+    given = {k: body[k] for k in BUDGET_KEYS if body.get(k)}
     if not given:
         return {"max_tokens": limit}
     return {k: min(v, limit) for k, v in given.items()}

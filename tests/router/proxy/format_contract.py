@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import pytest
 
+from router.answer_formats import FORMATS
 from router.proxy.api_errors import ApiError
 from router.proxy.formats.adapter import FormatAdapter
 from router.proxy.routing import PASS_THROUGH, RouteDecision
@@ -37,8 +38,8 @@ class FakeStream:
         pass
 
 
-def learned(notes: str) -> ContextRecord:
-    return ContextRecord("t", "c", 1, "Some facts.", "implicit", 2, "done", notes, [], 0, None, 0.0)
+def learned(notes: str, source: str = "explicit") -> ContextRecord:
+    return ContextRecord("t", "c", 1, "Some facts.", source, 2, "done", notes, [], 0, None, 0.0)
 
 
 def relayed(adapter: FormatAdapter[Any], events: list[bytes]) -> list[Any]:
@@ -108,6 +109,23 @@ class FormatContract:
         sent = adapter.outgoing(parsed, rewrite, model=None, stream_usage=False).body
         assert b"NOTE-9-EGGS" in sent and adapter.parse(sent).stream is False
 
+    def test_only_a_known_context_is_routable(self, adapter: Any, sample: Sample) -> None:
+        parsed = adapter.parse(sample("How many?", "Some facts."))
+        assert adapter.unroutable(parsed, None, None) == "no_context"
+        assert adapter.unroutable(parsed, learned("n"), None) is None
+        # Inferred from repeated messages, it declared no answer format: nothing is assumed.
+        assert adapter.unroutable(parsed, learned("n", "implicit"), None) == "answer_format"
+        assert adapter.unroutable(parsed, learned("n"), frozenset({"text"})) == "answer_format"
+
+    def test_a_rungs_budget_lowers_only_an_attempts(self, adapter: Any, sample: Sample) -> None:
+        """The cheap attempt's budget is the rung's; the full answer keeps the client's."""
+        parsed = adapter.parse(sample("How many?", "Some facts."))
+        attempt = RouteDecision("enriched", rung="answer")
+        assert adapter.lowers_budget(parsed, adapter.rewrite(parsed, attempt, learned("n")))
+        full = RouteDecision("full", rung="steps")
+        assert not adapter.lowers_budget(parsed, adapter.rewrite(parsed, full, None))
+        assert not adapter.lowers_budget(parsed, adapter.rewrite(parsed, PASS_THROUGH, None))
+
     def test_a_check_asks_whole(self, adapter: Any, sample: Sample) -> None:
         parsed = adapter.parse(sample("How many?", stream=True))
         sent = adapter.outgoing(parsed, {}, model="m", stream_usage=True).body
@@ -115,7 +133,8 @@ class FormatContract:
 
     def test_its_own_answer_reads_back(self, adapter: Any) -> None:
         completion = adapter.completion("req-1", "m", "So: 42")
-        assert adapter.final_number(completion) == 42.0
+        assert adapter.final_answer(completion, FORMATS["number"]) == "42"
+        assert not adapter.cut_short(completion)
         assert adapter.answer_of(completion).text == "So: 42"
         assert adapter.answer_of(completion).model == "m"
         assert adapter.tokens(adapter.usage_of(completion)) == adapter.tokens(

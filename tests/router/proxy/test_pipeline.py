@@ -25,6 +25,7 @@ from router.proxy.routing import RouteDecision
 from router.store.base import ContextRecord
 
 AUTH = {"Authorization": f"Bearer {KEY_A}"}
+ROUTED = {**AUTH, "X-Sleeptime-Routing": "policy"}
 CHECKED = RouteDecision("enriched", rung="answer", check_answer="42", fallback_rung="steps")
 
 
@@ -65,11 +66,15 @@ def client(
     make_client: Callable[..., TestClient], router: Scripted, monkeypatch: pytest.MonkeyPatch
 ) -> TestClient:
     monkeypatch.setitem(app_module.ROUTED, "/v1/toy", ToyFormat)
-    return make_client(router=router)
+    client = make_client(router=router)
+    # A known context: the router is asked only about one (router.proxy.routable).
+    assert client.post("/v1/contexts", json={"context": "Facts."}, headers=AUTH).status_code == 200
+    return client
 
 
 def ask(client: TestClient, **body: Any) -> Any:
-    return client.post("/v1/toy", json={"prompt": "How many?", **body}, headers=AUTH)
+    """A toy request that opted into routing."""
+    return client.post("/v1/toy", json={"prompt": "How many?", **body}, headers=ROUTED)
 
 
 def answer(text: str, out: int = 3) -> Any:
@@ -118,9 +123,10 @@ def test_a_failing_router_goes_full(
 ) -> None:
     router.decision = RuntimeError("a router bug")
     fake.enqueue(answer("42"))
-    response = ask(client, model="m")
+    response = ask(client, model="m", background="Facts.")
     assert response.status_code == 200 and response.headers["x-sleeptime-route"] == "full"
-    assert fake.requests[-1].json == {"prompt": "How many?", "model": "m"}  # as sent
+    sent = {"prompt": "How many?", "model": "m", "background": "Facts."}
+    assert fake.requests[-1].json == sent  # as sent
     assert metric(client, "sleeptime_router_fallbacks_total 1.0")
 
 
@@ -128,9 +134,9 @@ def test_a_cached_answer_calls_no_upstream(
     client: TestClient, fake: FakeUpstream, router: Scripted
 ) -> None:
     router.decision = RouteDecision("cached", answer="Answer 42")
-    plain = ask(client)
+    plain = ask(client, background="Facts.")
     assert plain.json()["output"] == "Answer 42" and plain.headers["x-sleeptime-route"] == "cached"
-    streamed = ask(client, stream=True)
+    streamed = ask(client, stream=True, background="Facts.")
     assert b'"delta": "Answer 42"' in streamed.content
     assert fake.requests == [] and record_of(client, streamed).completion_tokens == 2
 
@@ -156,8 +162,21 @@ def test_disagreeing_voters_go_full_and_pay_for_both(
     assert response.headers["x-sleeptime-check"] == "disagreed"
     assert response.headers["x-sleeptime-route"] == "full"
     assert response.json()["usage"] == {"in": 14, "out": 7}
-    assert fake.requests[-1].json["limit"] == rung("steps").max_tokens
+    assert "limit" not in fake.requests[-1].json  # the full answer: the client's own budget
     assert record_of(client, response).completion_tokens == 7
+
+
+def test_an_attempt_cut_at_its_budget_goes_full(
+    client: TestClient, fake: FakeUpstream, router: Scripted
+) -> None:
+    router.decision = RouteDecision("enriched", rung="brief")
+    cut = {"output": "So far", "model": "m", "usage": {"in": 7, "out": 64}, "stopped": "limit"}
+    fake.enqueue(json_reply(cut), answer("It is 42", out=90))
+    response = ask(client, background="Facts.", limit=500)
+    assert response.json()["output"] == "It is 42" and response.json()["usage"]["out"] == 154
+    assert [r.json["limit"] for r in fake.requests] == [rung("brief").max_tokens, 500]
+    assert response.headers["x-sleeptime-escalated"] == "length"
+    assert metric(client, "sleeptime_escalations_total 1.0")
 
 
 def test_a_stream_goes_through_the_formats_relay(client: TestClient, fake: FakeUpstream) -> None:

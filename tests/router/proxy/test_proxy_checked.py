@@ -24,7 +24,11 @@ from router.store.base import ContextRecord
 
 DOC = "Janet's ducks lay 16 eggs per day. She eats 3 for breakfast and bakes with 4."
 MESSAGES = [{"role": "system", "content": DOC}, {"role": "user", "content": "Eggs left?"}]
-HEADERS = {"Authorization": f"Bearer {KEY_A}", "X-Sleeptime-Context": "doc"}
+HEADERS = {
+    "Authorization": f"Bearer {KEY_A}",
+    "X-Sleeptime-Context": "doc",
+    "X-Sleeptime-Routing": "policy",
+}
 CHECKED = RouteDecision("enriched", rung="answer", check_rung="brief", fallback_rung="steps")
 
 
@@ -72,7 +76,8 @@ def client(make_client: Callable[..., TestClient], router: CheckedRouter) -> Tes
 
 
 def ask(client: TestClient, **extra: object):
-    body = {"model": "m", "messages": MESSAGES, **extra}
+    """As bench replay's client asks: its own budget is the full rung's."""
+    body = {"model": "m", "messages": MESSAGES, "max_tokens": 400, **extra}
     return client.post("/v1/chat/completions", json=body, headers=HEADERS)
 
 

@@ -35,21 +35,32 @@ class Scripted:
 
 
 def post(client: TestClient, stream: bool = False, key: str = KEY_A) -> object:
+    """A request that opted into routing, on MESSAGES' context."""
     body = {"model": "m", "messages": MESSAGES, "stream": stream}
-    return client.post(
-        "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}
-    )
+    headers = {"Authorization": f"Bearer {key}", "X-Sleeptime-Routing": "policy"}
+    return client.post("/v1/chat/completions", json=body, headers=headers)
+
+
+def known(client: TestClient, *keys: str) -> TestClient:
+    """MESSAGES' context registered for each key: the router is asked only about a known one."""
+    for key in keys or (KEY_A,):
+        registered = client.post(
+            "/v1/contexts", json={"context": "A text."}, headers={"Authorization": f"Bearer {key}"}
+        )
+        assert registered.status_code == 200, registered.text
+    return client
 
 
 def test_router_sees_tenant_context_and_query(
     make_client: Callable[..., TestClient], fake: FakeUpstream
 ) -> None:
     router = Scripted(RouteDecision("full", scores={"p": 0.25}, reason="test"))
-    client = make_client(router=router)
+    client = known(make_client(router=router))
     fake.enqueue(completion("a"))
     response = post(client)
     tenant, context, query = router.seen[0]
-    assert tenant.startswith("t-") and context is None and query == "Q?"
+    assert tenant.startswith("t-") and query == "Q?"
+    assert context is not None and context.text == "A text."
     assert json.loads(response.headers["x-sleeptime-scores"]) == {"p": 0.25}
     assert " " not in response.headers["x-sleeptime-scores"]
 
@@ -57,7 +68,7 @@ def test_router_sees_tenant_context_and_query(
 def test_router_error_falls_back_to_pass_through(
     make_client: Callable[..., TestClient], fake: FakeUpstream
 ) -> None:
-    client = make_client(router=Scripted(RuntimeError("estimator crashed")))
+    client = known(make_client(router=Scripted(RuntimeError("estimator crashed"))))
     fake.enqueue(completion("a"))
     response = post(client)
     assert response.status_code == 200 and response.headers["x-sleeptime-route"] == "full"
@@ -68,7 +79,7 @@ def test_router_error_falls_back_to_pass_through(
 def test_impossible_enrichment_falls_back(
     make_client: Callable[..., TestClient], fake: FakeUpstream
 ) -> None:
-    client = make_client(router=Scripted(RouteDecision("enriched")))  # but nothing was learned
+    client = known(make_client(router=Scripted(RouteDecision("enriched"))))  # nothing learned
     fake.enqueue(completion("a"))
     assert post(client).headers["x-sleeptime-route"] == "full"
     assert "sleeptime_router_fallbacks_total 1.0" in client.get("/metrics").text
@@ -77,7 +88,8 @@ def test_impossible_enrichment_falls_back(
 def test_cached_route_answers_without_the_upstream(
     make_client: Callable[..., TestClient], fake: FakeUpstream
 ) -> None:
-    client = make_client(router=Scripted(RouteDecision("cached", rung="answer", answer="42")))
+    router = Scripted(RouteDecision("cached", rung="answer", answer="42"))
+    client = known(make_client(router=router))
     plain = post(client)
     assert plain.json()["choices"][0]["message"]["content"] == "42"
     assert (
@@ -93,7 +105,7 @@ def test_tokens_saved_against_the_tenants_full_route(
     make_client: Callable[..., TestClient], fake: FakeUpstream
 ) -> None:
     router = Scripted(RouteDecision("full"))
-    client = make_client(router=router)
+    client = known(make_client(router=router), KEY_A, KEY_B)
     fake.enqueue(completion("a", usage=usage_body(10, 200)))
     assert "x-sleeptime-tokens-saved" not in post(client).headers  # full: nothing saved
     router.decision = RouteDecision("cached", answer="42")
@@ -101,23 +113,22 @@ def test_tokens_saved_against_the_tenants_full_route(
     assert "x-sleeptime-tokens-saved" not in post(client, key=KEY_B).headers  # B: no yardstick
 
 
-def test_the_chosen_rung_is_enforced(
+def test_the_full_route_adds_the_rungs_instruction_and_keeps_the_clients_budget(
     make_client: Callable[..., TestClient], fake: FakeUpstream
 ) -> None:
-    """The rung's instruction closes the query and its budget caps the client's max_tokens."""
-    client = make_client(router=Scripted(RouteDecision("full", rung="brief")))
+    """The rung's instruction closes the query; max_tokens stay the client's (none stays
+    none): only a cheap attempt on c' is capped (test_proxy_passthrough_rules)."""
+    client = known(make_client(router=Scripted(RouteDecision("full", rung="brief"))))
     fake.enqueue(completion("a"), completion("b"), completion("c"))
     post(client)
-    client.post("/v1/chat/completions", json={"model": "m", "messages": MESSAGES, "max_tokens": 9})
-    client.post(
-        "/v1/chat/completions", json={"model": "m", "messages": MESSAGES, "max_tokens": 900}
-    )
+    for budget in (9, 900):
+        client.post(
+            "/v1/chat/completions",
+            json={"model": "m", "messages": MESSAGES, "max_tokens": budget},
+            headers={"Authorization": f"Bearer {KEY_A}", "X-Sleeptime-Routing": "policy"},
+        )
     sent = [r.json for r in fake.requests]
-    assert [s["max_tokens"] for s in sent] == [
-        rung("brief").max_tokens,
-        9,
-        rung("brief").max_tokens,
-    ]
+    assert [s.get("max_tokens") for s in sent] == [None, 9, 900]
     last = sent[0]["messages"][-1]
     assert last["role"] == "user" and last["content"].startswith("Q?")
     assert last["content"].endswith(rung("brief").instruction)

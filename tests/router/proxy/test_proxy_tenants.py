@@ -51,7 +51,8 @@ def auth(key: str, named: bool) -> dict[str, str]:
 
 def ask(client: TestClient, key: str, named: bool) -> tuple[str, dict[str, str]]:
     body = {"model": "m", "messages": MESSAGES}
-    response = client.post("/v1/chat/completions", json=body, headers=auth(key, named))
+    headers = {**auth(key, named), "X-Sleeptime-Routing": "policy"}
+    response = client.post("/v1/chat/completions", json=body, headers=headers)
     assert response.status_code == 200, response.text
     return response.json()["choices"][0]["message"]["content"], dict(response.headers)
 
@@ -106,6 +107,9 @@ def test_identical_traffic_from_two_keys_never_crosses(
     fake.enqueue(completion("upstream answer for B"))
     ask(client, KEY_B, named)  # seen twice: B's own sleep-time work is queued
     client.app.state.proxy.records.writer.flush()  # type: ignore[attr-defined]
+    if not named:  # an inferred context is routed once its answer format is declared
+        declared = {"context": DOC, "answer_format": "number"}
+        assert client.post("/v1/contexts", json=declared, headers=auth(KEY_B, False)).is_success
 
     view_b = wait_learned(client, KEY_B, context_id)  # B's own sleep-time work, from B's text
     assert view_b["anticipated"][0]["answer"] == "7"

@@ -226,7 +226,7 @@ def test_learned_context_enriches_the_next_request(
     response = client.post(
         "/v1/chat/completions",
         json={"model": "m", "messages": messages, "max_tokens": 5},
-        headers={"X-Sleeptime-Context": "doc"},
+        headers={"X-Sleeptime-Context": "doc", "X-Sleeptime-Routing": "policy"},
     )
     assert response.headers["x-sleeptime-route"] == "enriched"
     assert response.headers["x-sleeptime-context"] == "doc"

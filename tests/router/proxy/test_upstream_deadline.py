@@ -126,7 +126,9 @@ def test_a_checked_answer_and_its_full_call_share_the_deadline(
     messages = [{"role": "system", "content": DOC}, {"role": "user", "content": "Eggs left?"}]
     started = time.monotonic()
     response = client.post(
-        "/v1/chat/completions", json={"model": "m", "messages": messages}, headers=headers
+        "/v1/chat/completions",
+        json={"model": "m", "messages": messages},
+        headers={**headers, "X-Sleeptime-Routing": "policy"},
     )
     waited = time.monotonic() - started
     assert response.status_code == 504 and 1.0 <= waited < 1.0 + MARGIN_S

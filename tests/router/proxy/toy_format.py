@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from router.ladder import rung
-from router.proxy import contexts
+from router.proxy import contexts, routable
 from router.proxy.api_errors import bad_request
 from router.proxy.bodies import load_object
 from router.proxy.contexts import ContextRef
@@ -78,15 +78,24 @@ class ToyFormat:
         before = [{"role": "system", "content": background}] if background else []
         return contexts.identify([*before, {"role": "user", "content": query}], name)
 
+    def unroutable(
+        self, request: ToyRequest, context: ContextRecord | None, formats: frozenset[str] | None
+    ) -> str | None:
+        return "tools" if "tools" in request.body else routable.context_reason(context, formats)
+
     def rewrite(
         self, request: ToyRequest, decision: RouteDecision, context: ContextRecord | None
     ) -> Rewrite:
         changes: dict[str, Any] = {}
         if decision.route == "enriched" and context is not None:
             changes["background"] = f"{request.body.get('background')}\nNotes: {context.learned}"
-        if decision.rung:
+        if decision.rung and decision.route == "enriched":
             changes["limit"] = rung(decision.rung).max_tokens
         return changes
+
+    def lowers_budget(self, request: ToyRequest, rewrite: Rewrite) -> bool:
+        given = request.body.get("limit")
+        return "limit" in rewrite and (not given or rewrite["limit"] < given)
 
     def outgoing(
         self, request: ToyRequest, rewrite: Rewrite, *, model: str | None, stream_usage: bool
@@ -113,11 +122,14 @@ class ToyFormat:
     def not_streamed(self, body: bytes) -> bytes:
         return json.dumps({**json.loads(body), "stream": False}).encode()
 
-    def final_number(self, completion: dict[str, Any]) -> float | None:
+    def final_answer(self, completion: dict[str, Any], answer: Any) -> str | None:
         try:
-            return float(str(completion["output"]).split()[-1])
-        except (KeyError, IndexError, ValueError):
+            return answer.extract(str(completion["output"]).split()[-1], True)
+        except (KeyError, IndexError):
             return None
+
+    def cut_short(self, completion: dict[str, Any]) -> bool:
+        return completion.get("stopped") == "limit"
 
     def answer_of(self, completion: dict[str, Any]) -> Answer:
         return Answer(completion["output"], completion.get("model"))

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from format_contract import FormatContract, learned
 
+from router.answer_formats import FORMATS
 from router.ladder import rung
-from router.proxy.formats.chat import ChatFormat, final_number, not_streamed
+from router.proxy.formats.chat import ChatFormat, final_answer, not_streamed
 from router.proxy.formats.chat_usage import add_usage
 from router.proxy.routing import RouteDecision
 
@@ -38,10 +39,11 @@ def said(text: str, finish_reason: str = "stop") -> dict:
 
 
 def test_no_number_or_a_cut_off_answer_has_no_final_number() -> None:
-    assert final_number(said("I cannot tell.")) is None
-    assert final_number(said("16 - 3 - 4 = 9", finish_reason="length")) is None
-    assert final_number({"choices": []}) is None and final_number({}) is None
-    assert final_number(said("She makes $18.00 a day.\nAnswer: 18")) == 18.0
+    number = FORMATS["number"]
+    assert final_answer(said("I cannot tell."), number) is None
+    assert final_answer(said("16 - 3 - 4 = 9", finish_reason="length"), number) is None
+    assert final_answer({"choices": []}, number) is None and final_answer({}, number) is None
+    assert final_answer(said("She makes $18.00 a day.\nAnswer: 18"), number) == "18"
 
 
 def test_usages_add_up_and_malformed_ones_count_as_zero() -> None:
@@ -70,11 +72,26 @@ def sent(raw: bytes, decision: RouteDecision, *, model: str | None = None) -> di
     return json.loads(chat.outgoing(parsed, rewrite, model=model, stream_usage=True).body)
 
 
-def test_a_rung_caps_the_budget_unless_the_client_asked_for_less() -> None:
-    limit = rung("answer").max_tokens
-    assert sent(chat_body("q"), RouteDecision("full", rung="answer"))["max_tokens"] == limit
-    tight = json.dumps({"messages": [{"role": "user", "content": "q"}], "max_tokens": 3})
-    assert sent(tight.encode(), RouteDecision("full", rung="answer"))["max_tokens"] == 3
+def test_a_rung_caps_a_cheap_attempts_budget_unless_the_client_asked_for_less() -> None:
+    limit, cheap = rung("answer").max_tokens, RouteDecision("enriched", rung="answer")
+    assert sent(chat_body("q"), cheap)["max_tokens"] == limit
+    body = {"messages": [{"role": "user", "content": "q"}]}
+    assert sent(json.dumps({**body, "max_tokens": 3}).encode(), cheap)["max_tokens"] == 3
+    wide = json.dumps({**body, "max_completion_tokens": 1500}).encode()
+    assert sent(wide, cheap)["max_completion_tokens"] == limit
+
+
+def test_the_full_route_never_touches_the_clients_budget() -> None:
+    full = RouteDecision("full", rung="answer")
+    assert "max_tokens" not in sent(chat_body("q"), full)
+    wide = json.dumps({"messages": [{"role": "user", "content": "q"}], "max_tokens": 1500})
+    assert sent(wide.encode(), full)["max_tokens"] == 1500
+
+
+def test_a_cut_answer_is_told_apart() -> None:
+    chat = ChatFormat()
+    assert chat.cut_short(said("16 - 3", finish_reason="length"))
+    assert not chat.cut_short(said("Answer: 9")) and not chat.cut_short({"choices": None})
 
 
 def test_the_sleeptime_metadata_key_never_leaves() -> None:
