@@ -27,7 +27,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-LEGACY_FORMAT = "number"  # a context stored before answer formats existed
+from router.answer_formats import of_context
+
 # Parameters present (and not empty) that the router never rewrites around, in the order
 # their reason is reported.
 PARAMETERS = (
@@ -71,14 +72,9 @@ def context_reason(context: Any, formats: frozenset[str] | None) -> str | None:
     declared = getattr(context, "answer_format", None)
     if declared is None and getattr(context, "source", "explicit") == "implicit":
         return "answer_format"
-    if formats is not None and answer_format(context) not in formats:
+    if formats is not None and of_context(context).name not in formats:
         return "answer_format"
     return None
-
-
-def answer_format(context: Any) -> str:
-    """The context's declared answer format; "number" for one stored before formats."""
-    return getattr(context, "answer_format", None) or LEGACY_FORMAT
 
 
 def _given(value: Any) -> bool:

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from router.proxy.routable import answer_format, reason
+from router.answer_formats import of_context
+from router.proxy.routable import reason
 from router.store.base import ContextRecord
 
 ASK = {"model": "m", "messages": [{"role": "user", "content": "How many?"}]}
@@ -61,6 +62,6 @@ def test_no_known_context_and_an_untrained_format_pass_through() -> None:
 
 def test_a_context_from_before_formats_counts_as_a_number() -> None:
     """GSM8K contexts stored before answer formats existed keep routing."""
-    assert answer_format(context(None)) == "number"
+    assert of_context(context(None)).name == "number"
     assert reason(ASK, context(None), frozenset({"number"})) is None
     assert reason(ASK, context(None), frozenset({"span"})) == "answer_format"
