@@ -123,8 +123,9 @@ FORMATS: dict[str, AnswerFormat] = {
     "span": AnswerFormat(
         name="span",
         final_line=(
-            'End with a last line of the form "Answer: <answer>": the words from the text, '
-            'or an amount with its unit (such as "<number> million" or "<number>%").'
+            'Then write a last line "Answer: " followed by the answer alone: the exact words '
+            'from the text, or an amount with its unit (such as "<number> million" or '
+            '"<number>%").'
         ),
         bare=(
             "Reply with the answer only: the words from the text, or an amount with its "

@@ -20,10 +20,14 @@ from router.span_metric import (
     split_spans,
 )
 
+# "Answer:" or "the answer is:" at a line's start or after a word ("... table. Answer: 6",
+# "Step 5: The answer is: 77,131"); without its colon ("the answer depends") it is prose.
 _MARK = re.compile(
-    r"^[ \t>#*_-]*(?:the\s+)?(?:final\s+)?answer(?:\s+is)?\s*(?:\*\*|__)?\s*[:=]",
+    r"(?:^|(?<=\s))[>#*_-]*(?:the\s+)?(?:final\s+)?answer(?:\s+is)?\s*(?:\*\*|__)?\s*[:=]",
     re.IGNORECASE | re.MULTILINE,
 )
+# A last line that states an amount as a sentence: "The sum ... is 170 million."
+_STATED_AMOUNT = re.compile(r"\s(?:is|are|was|were|equals|of)\s+((?:[-$(]|\d)[^\s].*)$")
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 _BOXED = re.compile(r"\\boxed\s*\{([^{}]*)\}")
 _WRAPPERS = "*_`\"' \t\u201c\u201d\u2018\u2019"  # markdown and straight or curly quotes
@@ -48,8 +52,9 @@ def _listed(lines: list[str]) -> str:
 
 
 def extract_span(text: str, *, fallback: bool = True) -> str | None:
-    """The answer the model stated: the last "Answer:" line's content (or the list
-    under a bare "Answer:"); else, with `fallback`, the last non-empty line."""
+    """The answer the model stated: what follows the last "Answer:" (or the list under a
+    bare "Answer:"); else, with `fallback`, the last non-empty line, or the amount it
+    states as a sentence ("... is 170 million")."""
     marks = list(_MARK.finditer(text))
     if marks:
         rest = text[marks[-1].end() :].split("\n")
@@ -59,7 +64,13 @@ def extract_span(text: str, *, fallback: bool = True) -> str | None:
     if not fallback:
         return None
     lines = [line for line in text.split("\n") if line.strip()]
-    return (_unwrap(lines[-1]) or None) if lines else None
+    if not lines:
+        return None
+    last = _unwrap(lines[-1])
+    amount = _STATED_AMOUNT.search(last)
+    if amount is not None and len(amount.group(1).split()) <= 4:
+        return _unwrap(amount.group(1))
+    return last or None
 
 
 def span_key(text: str) -> str:

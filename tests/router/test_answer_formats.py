@@ -34,7 +34,8 @@ def test_each_format_has_its_own_answer_line():
         for name, fmt in FORMATS.items()
     }
     assert '"Answer: <number>"' in lines["number"]
-    assert "Answer: <answer>" in lines["span"] and "Answer: <number>" not in lines["span"]
+    assert "\"Answer: \" followed by the answer alone" in lines["span"]
+    assert "Answer: <number>" not in lines["span"]
     assert len(set(lines.values())) == 3
 
 

@@ -25,6 +25,8 @@ from router.spans import canonical_span, extract_span, span_key, spans_agree
         ),
         ("Answer:\n\n1. 2019\n2. 2018", "2019; 2018"),
         ("Answer:\n**2019**", "2019"),
+        ("There are 6 highlighted periods in the table. Answer: 6", "6"),
+        ("Step 5: The answer is: 77,131 million", "77,131 million"),
     ],
 )
 def test_extract_span_reads_the_last_answer_line(text: str, expected: str) -> None:
@@ -36,6 +38,17 @@ def test_without_an_answer_line_the_fallback_is_the_last_line() -> None:
     text = "Total sales were highest in\n\n**2019.**\n"
     assert extract_span(text) == "2019"
     assert extract_span(text, fallback=False) is None
+
+
+def test_an_amount_stated_as_the_last_sentence_is_the_answer() -> None:
+    assert extract_span("Adding them:\nThe sum of leases from 2020 to 2024 is 170 million.") == (
+        "170 million"
+    )
+    assert extract_span("The change was -12.6%") == "-12.6%"
+    # words are kept whole: only an amount is cut out of a sentence
+    text = "The table represents the maturities of lease liabilities."
+    assert extract_span(text) == text[:-1]
+    assert extract_span("The sum is 170 million.", fallback=False) is None
 
 
 @pytest.mark.parametrize("text", ["", "  \n\n", "Answer:", "Answer: **  **"])
