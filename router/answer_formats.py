@@ -53,6 +53,9 @@ class AnswerFormat:
     vote_key: Callable[[str], str]  # what voting across sleep passes counts as one answer
     servable: bool  # may an anticipated answer be served as the cached route?
     table_facts: bool  # does sleep-time work add the facts derived from a context's tables?
+    # Learned-context lines a query's prompt carries: the best-matching ones
+    # (`router.note_match`); 0: the whole learned context, as the number tables measured it.
+    note_lines: int = 0
 
     def instruction(self, rung_effort: str) -> str:
         """A rung's whole instruction; the number format's are the ladder's own."""
@@ -139,6 +142,7 @@ FORMATS: dict[str, AnswerFormat] = {
         vote_key=spans.span_key,
         servable=True,
         table_facts=True,
+        note_lines=4,
     ),
     "text": AnswerFormat(
         name="text",

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from router.answer_formats import AnswerFormat, answer_format
 from router.ladder import Rung
+from router.note_match import matched_notes
 from router.sleep import ChatBackend, LearnedContext
 
 SYSTEM = "You answer questions about a text accurately."
@@ -40,10 +41,19 @@ def answer_messages(
     """The rung says how much to think, the format how to state the answer."""
     fmt = fmt or answer_format(None)
     parts = [f"Text:\n{context.strip()}"] if context.strip() else []
-    if learned is not None and learned.text:
-        parts.append(f"{learned.text}\n\n{NOTES_HINT}")
+    notes = notes_for(learned.text if learned else "", question, fmt)
+    if notes:
+        parts.append(f"{notes}\n\n{NOTES_HINT}")
     parts.append(f"Question: {question.strip()}\n{fmt.instruction(rung.effort)}")
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
+
+
+def notes_for(learned: str, question: str, fmt: AnswerFormat) -> str:
+    """What of a learned context one query's prompt carries, in collection and in the proxy
+    alike: all of it, or the lines that match the question (the format says which)."""
+    if not learned or not fmt.note_lines:
+        return learned
+    return matched_notes(question, learned, fmt.note_lines)
 
 
 def answer(

@@ -1,9 +1,10 @@
 """The facts computed from a context's tables, added to what the sleep passes learned.
 
 Every fact is exact (`router.table_facts` computes it from the parsed table), so it joins
-the anticipated answers with full agreement; only the first `NOTED` go into the notes a
-query's prompt carries, since each line there is paid on every query of the context,
-while an anticipated answer costs nothing until it is served.
+the anticipated answers with full agreement, and each is a line of the learned context in
+a compact form. A query's prompt carries only the lines that match it
+(`router.note_match`), so the facts kept are bounded by what the store holds, not by
+what a prompt can afford.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from router.anticipated import Anticipated
 from router.spans import canonical_span
 from router.table_facts import TableFact
 
-NOTED = 12  # fact lines in the notes
-KEPT = 80  # facts among the anticipated answers
+KEPT = 160  # facts kept per context, in the order TAT-QA asks for them most
 _SCALES = {"percent": "%", "": ""}
 
 
@@ -42,7 +42,7 @@ def with_facts(
         return notes, tuple(anticipated)
     asked = {a.question.casefold() for a in anticipated}
     fresh = [f for f in facts if f.question.casefold() not in asked][:KEPT]
-    lines = [f"- {_noted(f.question)}: {stated(f)}" for f in fresh[:NOTED]]
+    lines = [f"- {_noted(f.question)}: {stated(f)}" for f in fresh]
     block = "Computed from the table:\n" + "\n".join(lines)
     text = f"{notes}\n\n{block}" if notes else block
     return text, (*anticipated, *(Anticipated(f.question, stated(f)) for f in fresh))

@@ -81,19 +81,24 @@ def collect_problem(
     on_answer: Callable[[], None] = lambda: None,
 ) -> ContextResult:
     fmt = answer_format(problem.answer_format)
-    max_k = max(plan.sleep_budgets, default=0) if problem.has_context else 0
+    wants_learned = problem.has_context and bool(plan.rungs_learned)
+    max_k = max(plan.sleep_budgets, default=0) if wants_learned else 0
+    rows = []
+    # All of c's answers, then the passes, then all of c''s: consecutive calls share the
+    # longest prompt prefix, which the upstream's prompt cache then reads once per side
+    # instead of once per query (on a CPU, reading a context costs as much as answering).
+    for query in problem.queries:
+        for level in plan.rungs_raw:
+            rows.append(_outcome(backend, model, dataset, problem, query, level, None, 0.0))
+            on_answer()
     passes = [
         sleep_pass(backend, model, problem.context, i, plan.sleep, fmt=fmt) for i in range(max_k)
     ]
     budgets = [k for k in plan.sleep_budgets if k <= max_k]
     learned = {k: learned_context(passes[:k], fmt, problem.context) for k in budgets}
-    rows = []
-    for query in problem.queries:
-        for level in plan.rungs_raw:
-            rows.append(_outcome(backend, model, dataset, problem, query, level, None, 0.0))
-            on_answer()
-        for k, notes in learned.items():
-            sleep_s = sum(p.latency_s for p in passes[:k])
+    for k, notes in learned.items():
+        sleep_s = sum(p.latency_s for p in passes[:k])
+        for query in problem.queries:
             for level in plan.rungs_learned:
                 rows.append(
                     _outcome(backend, model, dataset, problem, query, level, notes, sleep_s)
@@ -262,7 +267,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--rungs-learned",
         type=_rungs,
         default="0,1",
-        help=f"rungs answered on the learned context c', by level: {RUNGS} (default 0,1)",
+        help=f"rungs answered on the learned context c', by level: {RUNGS}; none: c alone, "
+        "no sleep passes (default 0,1)",
     )
     add(
         "--sleep-max-tokens",
@@ -331,6 +337,8 @@ def _ints(text: str) -> tuple[int, ...]:
 
 
 def _rungs(text: str) -> tuple[int, ...]:
+    if text.strip().lower() == "none":
+        return ()
     levels = _ints(text)
     unknown = sorted(set(levels) - {r.level for r in LADDER})
     if unknown:

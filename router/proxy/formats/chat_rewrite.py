@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from router.answer_formats import AnswerFormat, answer_format, of_context
-from router.answering import NOTES_HINT
+from router.answering import NOTES_HINT, notes_for
 from router.ladder import Rung, rung
 from router.proxy.formats.adapter import Outgoing, Rewrite
 from router.proxy.formats.chat_parsing import CONTEXT_KEY, ChatRequest
@@ -57,7 +57,8 @@ def messages_for(
     if decision.route == "enriched":
         if context is None or not context.learned:
             raise ValueError("the enriched route needs a context with a learned context")
-        rewritten = enrich(rewritten, context.learned)
+        notes = notes_for(context.learned, _question(messages), of_context(context))
+        rewritten = enrich(rewritten, notes) if notes else rewritten
     if decision.rung:
         rewritten = with_budget(rewritten, rung(decision.rung), of_context(context))
     return {} if rewritten is messages else {"messages": rewritten}
@@ -105,6 +106,14 @@ def enrich(messages: list[dict[str, Any]], notes: str) -> list[dict[str, Any]]:
     last_user = max(i for i, m in enumerate(messages) if m.get("role") == "user")
     note = {"role": "system", "content": f"{notes}\n\n{NOTES_HINT}"}
     return [*messages[:last_user], note, *messages[last_user:]]
+
+
+def _question(messages: list[dict[str, Any]]) -> str:
+    """The last user message's text: what a format that carries matched notes matches."""
+    content = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), "")
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else ""
 
 
 def _budget(body: dict[str, Any], limit: int) -> dict[str, int]:

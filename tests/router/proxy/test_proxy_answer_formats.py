@@ -27,6 +27,10 @@ from router.store.base import ContextRecord, LearnedRecord
 
 REPORT = "| | 2019 | 2018 |\n| --- | --- | --- |\n| Other | 44.1 | 56.7 |\n\n(in millions)"
 PROMPT = "You are a helpful assistant for Acme's support desk."
+LEARNED = (
+    "Computed from the table:\n- change in Other from 2018 to 2019: -12.6 million\n"
+    + "\n".join(f"- average Row{i} for 2018 and 2019: {i} million" for i in range(12))
+)
 AUTH = {"Authorization": f"Bearer {KEY_A}", "X-Sleeptime-Routing": "policy"}
 
 
@@ -53,7 +57,7 @@ def proxy(tmp_path: Path, fake: FakeUpstream) -> Iterator[tuple[ServerThread, Ch
     store.queue_sleep(tenant, "report", record.version)
     job = store.claim_job()
     assert job is not None
-    store.finish_job(job, LearnedRecord("- change in Other: -12.6 million", [], 50))
+    store.finish_job(job, LearnedRecord(LEARNED, [], 50))
     store.close()
     router = Cheap()
     with ServerThread(create_app(config, router=router), free_port()) as server:
@@ -77,6 +81,21 @@ def test_a_span_context_is_asked_for_a_span_answer_with_its_tokens(
     assert sent["max_tokens"] == rung("answer").max_tokens + FORMATS["span"].extra_tokens
     closing = sent["messages"][-1]["content"]
     assert FORMATS["span"].bare in closing and FORMATS["number"].bare not in closing
+
+
+def test_a_span_query_reads_the_learned_lines_that_match_it_not_all_of_them(
+    proxy: tuple[ServerThread, Cheap], fake: FakeUpstream
+) -> None:
+    server, _ = proxy
+    question = "What was the change in Other from 2018 to 2019?"
+    body = {"model": "m", "messages": [{"role": "user", "content": question}]}
+    fake.enqueue(completion("Answer: -12.6 million"))
+    response = post(server, body, **{"X-Sleeptime-Context": "report"})
+    assert response.headers["x-sleeptime-route"] == "enriched"
+    notes = fake.requests[-1].json["messages"][-2]["content"]
+    assert "- change in Other from 2018 to 2019: -12.6 million" in notes
+    assert notes.count("\n- ") == FORMATS["span"].note_lines
+    assert "Row0" not in notes.split("\n- ")[1]
 
 
 def test_a_context_nobody_declared_is_never_assumed_to_be_numeric(
