@@ -33,6 +33,7 @@ def test_a_gold_a_fact_states_is_covered_in_its_scale_only() -> None:
     assert (coverage.contexts, coverage.arithmetic, coverage.covered, coverage.named) == (
         1, 5, 3, 2,
     )  # fmt: skip
+    assert coverage.matched == 3  # each covered question reads its line (a 1-row table)
     assert coverage.share == 3 / 5
     assert coverage.named_share == 2 / 5
     assert coverage.facts_max == coverage.facts_median == 4  # change, average, % change, sum
@@ -45,6 +46,16 @@ def test_limit_counts_only_the_first_facts() -> None:
     )
     coverage = table_coverage([problem(*queries)], limit=1)
     assert (coverage.covered, coverage.facts_max) == (1, 1)
+
+
+def test_a_prompt_carrying_fewer_lines_holds_fewer_golds() -> None:
+    """Both golds are among the lines; with one line a query reads its best match only."""
+    queries = (
+        arithmetic("What is the change in Other from 2018 to 2019?", "-12.6", "million"),
+        arithmetic("What is the average Other?", "50.4", "million"),
+    )
+    assert table_coverage([problem(*queries)], lines=4).matched == 2
+    assert table_coverage([problem(*queries)], lines=0).matched == 0
 
 
 def test_nothing_to_cover() -> None:
@@ -63,9 +74,11 @@ def test_the_dev_split_is_mostly_covered() -> None:
     context, 446 (62.1%) by one about a row the question names; 44.5 facts per context
     (median), 371 at most; within each context's first 12 facts 288 (40.1%), first 80
     487 (67.8%). Given its neighbour's facts instead, 5 (0.7%) match: the facts state
-    these golds, not numbers that match by chance. The floors guard a regression."""
+    these golds, not numbers that match by chance. Among the 4 learned lines a query's
+    prompt carries (router.note_match): 484 (67.4%). The floors guard a regression."""
     coverage = table_coverage(load_dataset("tatqa"))
     assert (coverage.contexts, coverage.arithmetic) == (278, 718)
     assert coverage.share >= 0.69
     assert coverage.named_share >= 0.60
+    assert coverage.matched_share >= 0.66
     assert coverage.named <= coverage.covered
