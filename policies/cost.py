@@ -18,7 +18,8 @@ call and the proxy prices one record with the same line of arithmetic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 Number = Any  # a float or a numpy array of them
@@ -87,6 +88,20 @@ class ModelPrice:
         cached_rate = self.input if self.cached_input is None else self.cached_input
         total = self.input * (prompt - cached) + cached_rate * cached + self.output * completion
         return total * (self.sleep_discount if sleep else 1.0) / 1e6
+
+    @classmethod
+    def from_dict(cls, given: Mapping[str, Any]) -> ModelPrice:
+        """A price as a settings or price file writes it; ValueError says which key is wrong,
+        so the file's reader can name the entry too."""
+        known = {f.name for f in fields(cls)}
+        for key, value in given.items():
+            if key not in known:
+                raise ValueError(f"unknown key {key!r} (known: {', '.join(sorted(known))})")
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"{key!r} must be a number, at least 0")
+        if "input" not in given or "output" not in given:
+            raise ValueError("a price needs both 'input' and 'output'")
+        return cls(**{key: float(value) for key, value in given.items()})
 
 
 def price_of(table: dict[str, ModelPrice], model: str) -> ModelPrice | None:

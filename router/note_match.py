@@ -54,7 +54,9 @@ def ranked(question: str, lines: Sequence[str]) -> list[tuple[float, str]]:
     for index, (line, bag) in enumerate(zip(lines, bags, strict=True)):
         shared = asked & bag
         if shared:
-            score = sum(math.log(1 + n / seen[w]) for w in shared)
+            # Summed in word order and rounded: a set's order changes with the hash seed, and
+            # float sums with it, which would break ties differently from run to run.
+            score = round(sum(math.log(1 + n / seen[w]) for w in sorted(shared)), 9)
             scored.append((score, -index, line))
     scored.sort(reverse=True)
     return [(score, line) for score, _, line in scored]

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from policies import ContextFeatures, Policy, PolicyError, QueryFeatures, load, query_words
-from policies.features import Anticipation, context_signals, nearest, query_signals
+from policies.features import context_signals, nearest
+from router.estimator_features import request_features, votes
 from router.ladder import rung
 from router.predictability import CalibratedModel, load_models, matrix
 from router.proxy.routing import RouteDecision
@@ -123,16 +124,15 @@ class PolicyRouter:
     ) -> tuple[dict[str, Any], dict]:
         anticipated = context.anticipated or []
         sims = self._anticipated_vectors(tenant, context) @ self.encode([query])[0]
-        votes = _votes(anticipated)
         best = anticipated[nearest(sims)]  # type: ignore[index]  # decide() saw some
-        signals = context_signals(context.text, votes, context.truncated_passes)
-        return query_signals(sims, votes) | signals, best
+        return request_features(sims, anticipated, context.text, context.truncated_passes), best
 
     def passes_after_probe(self, context: ContextRecord, learned: LearnedContext) -> int:
         """How many sleep passes the policy wants in all, once the probe pass's artifacts give
         the context estimator its features (the worker asks after its first pass)."""
-        votes = [Anticipation(a.support, a.agreement) for a in learned.anticipated]
-        signals = context_signals(context.text, votes, learned.truncated_passes)
+        signals = context_signals(
+            context.text, votes(learned.anticipated), learned.truncated_passes
+        )
         known = ContextFeatures(self._score("context", signals, 0.5), expected_queries(context))
         return self.policy.sleep_passes(known)[0]
 
@@ -170,10 +170,3 @@ def answer_formats(policy_path: Path) -> frozenset[str]:
     if not isinstance(listed, list) or not all(isinstance(f, str) and f for f in listed):
         raise PolicyError(f"{policy_path}: 'answer_formats' must be a list of format names")
     return frozenset(listed)
-
-
-def _votes(anticipated: list[dict]) -> list[Anticipation]:
-    """Stored anticipated answers from before voting carry neither count: one pass, agreed."""
-    return [
-        Anticipation(int(a.get("support", 1)), float(a.get("agreement", 1.0))) for a in anticipated
-    ]

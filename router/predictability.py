@@ -40,6 +40,10 @@ QUERY_FEATURES = (
     "cached_agreement",
     *CONTEXT_FEATURES,
 )
+# The paper's predictability measure, mean per-token log p(query | context), where
+# `sleeptime logprob` wrote it. Offline only: the proxy would need a prefill of the whole
+# context per request to know it, so no saved estimator reads it.
+LOGPROB_FEATURE = "query_logprob"
 
 
 class CalibratedModel(ClassifierMixin, BaseEstimator):

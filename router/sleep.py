@@ -2,9 +2,10 @@
 
 One pass asks the model, from the context alone, for (a) notes: every stated
 and derivable quantity with its calculation, and (b) anticipated questions,
-each solved. k passes are sampled with diversity and combined as in the paper
-(concatenated notes); anticipated answers are voted across passes, and the
-share of passes that agree is kept, since agreement is a predictability signal.
+each solved. k passes are sampled with diversity (pass 0 greedy) and merged by
+voting (`router.sleep_votes`): each question once with its majority answer and the
+share of passes that agree, since agreement is a predictability signal. An adaptive
+budget stops sampling once the last two passes agree (`settled`).
 
 Model output is free text in a light line format. Parsing repairs what it can
 (missing headers, numbering, markdown) and rejects what it cannot (a question
@@ -20,8 +21,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -30,6 +30,8 @@ from router.anticipated import Anticipated
 from router.errors import ConfigError
 from router.fact_notes import with_facts
 from router.program import run_program
+from router.sleep_votes import ParsedPass, combine, settled
+from router.sleep_votes import vote as vote  # re-exported: callers vote from here
 from router.table_facts import table_facts
 from router.upstream.results import (
     ChatResult,
@@ -132,6 +134,7 @@ class SleepBudget:
     temperature: float = 0.7
     n_questions: int = 3
     prompt: str = ""  # a key of TEMPLATES; "": the one the context's answer format names
+    adaptive: bool = False  # `passes` is a cap: stop once the answers are settled
 
     def __post_init__(self) -> None:
         if self.prompt and self.prompt not in TEMPLATES:
@@ -141,16 +144,9 @@ class SleepBudget:
     def prompt_for(self, fmt: AnswerFormat) -> str:
         return self.prompt or fmt.sleep_prompt
 
-
-@dataclass(frozen=True)
-class ParsedPass:
-    notes: tuple[str, ...]
-    anticipated: tuple[Anticipated, ...]
-    rejected: int  # questions dropped for lack of a numeric answer
-
-    @property
-    def empty(self) -> bool:
-        return not self.notes and not self.anticipated
+    def stops_after(self, passes: Sequence[PassResult], fmt: AnswerFormat) -> bool:
+        """An adaptive budget samples no more once the passes so far are settled."""
+        return self.adaptive and settled([p.parsed for p in passes], fmt.vote_key)
 
 
 @dataclass(frozen=True)
@@ -226,42 +222,6 @@ def parse_pass(raw: str, prompt: str = "solve", fmt: AnswerFormat | None = None)
             notes.append(line.lstrip("-*• ").strip())
     rejected += question is not None
     return ParsedPass(tuple(n for n in notes if n), tuple(found), rejected)
-
-
-def combine(
-    parsed: list[ParsedPass], key: Callable[[str], str] | None = None
-) -> tuple[str, tuple[Anticipated, ...]]:
-    """Concatenate the passes' notes; vote anticipated answers across passes."""
-    blocks = []
-    for index, one in enumerate(parsed, start=1):
-        if one.empty:
-            continue
-        title = "Notes" if len(parsed) == 1 else f"Notes, version {index}"
-        lines = [f"- {n}" for n in one.notes]
-        lines += [f"- Q: {a.question} A: {a.answer}" for a in one.anticipated]
-        blocks.append(title + ":\n" + "\n".join(lines))
-    return "\n\n".join(blocks), vote((a for one in parsed for a in one.anticipated), key)
-
-
-def vote(
-    anticipated: Iterable[Anticipated], key: Callable[[str], str] | None = None
-) -> tuple[Anticipated, ...]:
-    """`key`: what counts as one answer (the format's `vote_key`; numbers by default)."""
-    key = key or answer_format(None).vote_key
-    by_question: dict[str, list[Anticipated]] = defaultdict(list)
-    for item in anticipated:
-        by_question[_question_key(item.question)].append(item)
-    merged = []
-    for items in by_question.values():
-        counts = Counter(key(a.answer) for a in items)
-        best, hits = counts.most_common(1)[0]
-        answer = next(a.answer for a in items if key(a.answer) == best)
-        merged.append(Anticipated(items[0].question, answer, len(items), hits / len(items)))
-    return tuple(sorted(merged, key=lambda a: (-a.support, -a.agreement)))
-
-
-def _question_key(question: str) -> str:
-    return " ".join(re.sub(r"[^a-z0-9 ]", " ", question.lower()).split())
 
 
 @dataclass(frozen=True)
@@ -378,7 +338,9 @@ def run_sleep(
     budget: SleepBudget = SleepBudget(),
     fmt: AnswerFormat | None = None,
 ) -> LearnedContext:
-    passes = [
-        sleep_pass(backend, model, context, i, budget, fmt=fmt) for i in range(budget.passes)
-    ]
+    """Passes 0..k-1; an adaptive budget stops at the first settled count."""
+    fmt = fmt or answer_format(None)
+    passes: list[PassResult] = []
+    while len(passes) < budget.passes and not budget.stops_after(passes, fmt):
+        passes.append(sleep_pass(backend, model, context, len(passes), budget, fmt=fmt))
     return learned_context(passes, fmt, context)

@@ -18,7 +18,9 @@ reaches a user's request, which runs on its own code path.
 How much to think about a context is the policy's call: `budget(context)` returns a
 `SleepBudget` (the configured passes, or a policy's probe pass), and with a policy,
 `passes_after_probe(context, learned)` says after the first pass how many passes the
-context gets in all, as replay charges them (`policies.base.Policy.sleep_passes`).
+context gets in all, as replay charges them (`policies.base.Policy.sleep_passes`). An
+adaptive budget (`sleep_adaptive`) stops a context's passes once its answers are settled
+(`router.sleep_votes.settled`); `on_finished` is told the passes spent.
 
 A claimed job is leased (on a shared store, another replica takes it over once the lease
 ran out): while its passes run, or wait for users, the worker renews the lease every
@@ -66,6 +68,7 @@ class SleepUsage(NamedTuple):
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    passes: int = 0  # the passes the learned context was built from (adaptive: often fewer)
 
 
 def fixed_budget(passes: int = 1, max_tokens: int = 768, prompt: str = "solve") -> SleepBudgetFn:
@@ -166,7 +169,7 @@ class SleepWorker:
         if lost.is_set():  # after the last pass: the result is the new claimer's to store
             return self._lost(job)
         self.store.finish_job(job, _stored(learned))
-        usage = SleepUsage(learned.prompt_tokens, learned.completion_tokens)
+        usage = SleepUsage(learned.prompt_tokens, learned.completion_tokens, learned.passes)
         return self._finished(job, "done", usage)
 
     async def until_idle(self) -> None:
@@ -222,6 +225,8 @@ class SleepWorker:
                 log.info("sleep-time pass %d yielded to a user request: %s", len(passes), cut)
                 continue  # the same pass again, once the proxy is idle
             passes.append(one)
+            if budget.stops_after(passes, fmt):  # adaptive: the answers are settled
+                break
             if len(passes) == 1 and self.passes_after_probe is not None:
                 # The policy's own budget, now that the probe's artifacts can be scored.
                 probe = learned_context(passes, fmt, context.text)

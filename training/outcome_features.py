@@ -17,14 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from policies.features import (
-    Anticipation,
-    context_signals,
-    nearest,
-    query_signals,
-    query_words,
-)
+from policies.features import nearest, query_words
 from router.answer_formats import AnswerFormat, Gold, answer_format, gold
+from router.estimator_features import request_features
 from router.fact_notes import with_facts
 from router.sleep import Anticipated, vote
 from router.table_facts import table_facts
@@ -106,9 +101,7 @@ def _context_rows(
     sims = _similarities(
         [q["question"] for q in queries], [a.question for a in anticipated], encode
     )
-    votes = [Anticipation(a.support, a.agreement) for a in anticipated]
     truncated = sum(p["truncated"] for p in passes if p["pass"] < k)
-    shared = context_signals(context["context"], votes, truncated)
     rows = []
     for index, query in enumerate(queries):
         best = nearest(sims[index])
@@ -118,10 +111,9 @@ def _context_rows(
                 context_id=context["id"],
                 query_id=query["id"],
                 sleep_passes=k,
-                **query_signals(sims[index], votes),
+                **request_features(sims[index], anticipated, context["context"], truncated),
                 cached_answer=cached.answer if cached else "",
                 cached_correct=bool(cached and fmt.grade(cached.answer, gold_of(query))),
-                **shared,
                 query_words=query_words(query["question"]),
             )
         )

@@ -33,7 +33,7 @@ class Outcome:
     query_id: str
     query_kind: str
     queries_in_context: int
-    sleep_passes: int  # 0: test-time only, on the raw context c
+    sleep_passes: int  # 0: test-time only, on the raw context c; else k (adaptive: a cap)
     rung: int
     correct: bool
     truncated: bool
@@ -43,9 +43,19 @@ class Outcome:
     test_cached_prompt_tokens: int
     test_completion_tokens: int
     test_latency_s: float
-    sleep_prompt_tokens: int  # of the whole context's k passes (shared by its queries)
+    sleep_prompt_tokens: int  # of the passes spent on the context (shared by its queries)
     sleep_completion_tokens: int
     sleep_latency_s: float
+    # Columns added later, so defaulted: a table written before them still loads.
+    sleep_passes_spent: int = -1  # passes c' was built from; -1: sleep_passes (fixed k)
+    test_model: str = ""  # the model that answered; "": the run's model
+    sleep_model: str = ""  # the model that ran the passes; "": the run's model
+
+    def __post_init__(self) -> None:
+        """An adaptive budget spends at most `sleep_passes`; a fixed one (every table before
+        the column) spends exactly that, which is the default."""
+        if self.sleep_passes_spent < 0:
+            object.__setattr__(self, "sleep_passes_spent", self.sleep_passes)
 
 
 FIELDS = [f.name for f in fields(Outcome)]
@@ -104,7 +114,9 @@ def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
+    """Gzip JSONL, or plain JSONL where the name does not end in .gz."""
+    opener: Callable[..., Any] = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
         for line in handle:
             if line.strip():
                 yield json.loads(line)

@@ -35,7 +35,8 @@ def cost_label(t: float, charge_prompt: bool = False) -> str:
     return f"cost per query (completion-token units: {t:g} x test tokens + sleep tokens / queries)"
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib, headless, imported on first use: the one place the project imports it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -49,7 +50,7 @@ def save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -58,18 +59,13 @@ def save(fig: Any, path: Path) -> Path:
 
 def accuracy_vs_tokens_figure(curves: dict[int, list[CurvePoint]], title: str) -> Any:
     """Accuracy against mean test-time tokens, one line per k, 95% intervals, n per line."""
-    fig, ax = _pyplot().subplots(figsize=(7.0, 4.8))
+    fig, ax = pyplot().subplots(figsize=(7.0, 4.8))
     for k, points in sorted(curves.items()):
-        ys = [p.accuracy.mean for p in points]
-        errors = [
-            [p.accuracy.mean - p.accuracy.low for p in points],
-            [p.accuracy.high - p.accuracy.mean for p in points],
-        ]
         label = "test-time only (raw context c)" if k == 0 else f"sleep-time k={k} (learned c')"
         ax.errorbar(
             [p.test_tokens for p in points],
-            ys,
-            yerr=errors,
+            [p.accuracy.mean for p in points],
+            yerr=_yerr([p.accuracy for p in points]),
             marker="o",
             capsize=3,
             label=f"{label}, n={_n_text([p.queries for p in points])} queries per point",
@@ -100,7 +96,7 @@ def cost_vs_queries_figure(
     comparisons: Sequence[Comparison], queries: Sequence[int], t: float, title: str
 ) -> Any:
     """Amortized cost per query against queries per context, at the accuracy both reach."""
-    fig, ax = _pyplot().subplots(figsize=(7.0, 4.8))
+    fig, ax = pyplot().subplots(figsize=(7.0, 4.8))
     for index, comparison in enumerate(comparisons):
         base = [comparison.amortized_cost(n, t)[0] for n in queries]
         sleepy = [comparison.amortized_cost(n, t)[1] for n in queries]
@@ -131,6 +127,40 @@ def cost_vs_queries(
 ) -> Path:
     """The paper's Figure 9: amortized cost per query against queries per context."""
     return save(cost_vs_queries_figure(comparisons, queries, t, title), path)
+
+
+def _yerr(intervals: Sequence[Interval]) -> list[list[float]]:
+    """Error bar lengths below and above each mean, for `errorbar`."""
+    return [[i.mean - i.low for i in intervals], [i.high - i.mean for i in intervals]]
+
+
+def k_curve_figure(lines: dict[str, Sequence[tuple[int, float, Interval]]], title: str) -> Any:
+    """Accuracy (per learned rung) and cached-answer correctness against mean sleep-time
+    tokens per context: each line's (k, tokens, interval) points; the lines are nudged
+    apart so their intervals stay legible, and each tick says its k."""
+    fig, ax = pyplot().subplots(figsize=(7.0, 4.8))
+    ticks = {x: k for points in lines.values() for k, x, _ in points}
+    nudge = 0.01 * (max(ticks, default=0) - min(ticks, default=0) or 1)
+    for index, (label, points) in enumerate(lines.items()):
+        shift = (index - (len(lines) - 1) / 2) * nudge
+        intervals = [i for _, _, i in points]
+        ax.errorbar([x + shift for _, x, _ in points], [i.mean for i in intervals],
+                    yerr=_yerr(intervals), fmt="s--" if label.startswith("cached") else "o-",
+                    capsize=3, label=label)  # fmt: skip
+    ax.set_xticks(list(ticks), [f"{x:.0f}\nk={k}" for x, k in ticks.items()], fontsize=8)
+    ax.set_xlabel("mean sleep-time completion tokens per context (k = sleep passes)")
+    ax.set_ylabel("share of queries right\nbars: 95% bootstrap interval over contexts")
+    ax.set_title(f"Sleep-time scaling: accuracy against sleep-time tokens\n{title}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    return fig
+
+
+def k_curve(
+    lines: dict[str, Sequence[tuple[int, float, Interval]]], title: str, path: Path
+) -> Path:
+    """The paper's sleep-time scaling figure, written to `path`."""
+    return save(k_curve_figure(lines, title), path)
 
 
 def _n_text(counts: Sequence[int]) -> str:
@@ -187,7 +217,7 @@ def quintile_tick(index: int, n: int, score_range: tuple[float, float], gain: In
 
 def quintile_figure(panels: Sequence[Bars], title: str, ylabel: str) -> Any:
     """The paper's predictability analysis: realized gain per predictability quintile."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(
         1, len(panels), figsize=(max(8.0, 6.4 * len(panels)), 5.0), sharey=True, squeeze=False
     )
@@ -256,7 +286,7 @@ def pareto_figure(
 ) -> Any:
     """Two panels sharing both axes: the trials on the train split with their Pareto front;
     the built-ins (named) and the trained policy on the test split."""
-    fig, (train_ax, test_ax) = _pyplot().subplots(
+    fig, (train_ax, test_ax) = pyplot().subplots(
         1, 2, figsize=(12.0, 5.0), sharex=True, sharey=True
     )
     _trials_panel(train_ax, trials, chosen_train, train_note)

@@ -4,11 +4,14 @@ An outcome table holds every action's result for every query (full information),
 so a policy's decisions just index into it. The table is arranged once into
 dense arrays (query x rung for the full route, query x k x rung for the enriched
 route, query x k for the cached route); scoring a policy is then a handful of
-numpy gathers, fast enough for thousands of Optuna trials.
+numpy gathers, fast enough for thousands of Optuna trials. Given a price table per
+model, each action is also priced in dollars (`query_dollars`), at the price of the model
+that answered it and, for the sleep-time work, of the model that slept.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +19,7 @@ import numpy as np
 from policies import ContextFeatures, Policy, Prices, QueryFeatures
 from training.outcome_features import QueryFeatureRow
 from training.outcomes import Outcome
+from training.price_table import PriceTable, answer_dollars, sleep_dollars
 
 ROUTE_CODES = {"cached": 0, "enriched": 1, "full": 2}
 DEFAULT_PRICES = Prices()
@@ -44,6 +48,8 @@ class ReplayTable:
     predictability: np.ndarray  # (C,) context-level estimate
     queries_per_context: np.ndarray  # (C,)
     query_words: np.ndarray  # (Q,) 0 where the features do not say
+    test_dollars: np.ndarray | None = None  # (Q, K, R); None: built without a price table
+    sleep_dollars: np.ndarray | None = None  # (C, K) a context's whole sleep-time bill
 
     @property
     def rungs(self) -> int:
@@ -67,6 +73,7 @@ class ReplayTable:
             "cached_confidence",
             "enriched_confidence",
             "query_words",
+            "test_dollars",
         )
         per_context = (
             "contexts",
@@ -74,12 +81,17 @@ class ReplayTable:
             "sleep_prompt",
             "predictability",
             "queries_per_context",
+            "sleep_dollars",
         )
-        out = {k: fields[k][keep] for k in per_query}
-        out |= {k: fields[k][context_mask] for k in per_context}
+        out = {k: _rows(fields[k], keep) for k in per_query}
+        out |= {k: _rows(fields[k], context_mask) for k in per_context}
         out["context_index"] = remap[self.context_index[keep]]
         out["budgets"] = self.budgets
         return ReplayTable(**out)
+
+
+def _rows(values: np.ndarray | None, mask: np.ndarray) -> np.ndarray | None:
+    return None if values is None else values[mask]
 
 
 def build_table(
@@ -89,7 +101,11 @@ def build_table(
     cached_confidence: dict[tuple[str, int], float] | None = None,
     enriched_confidence: dict[tuple[str, int], float] | None = None,
     predictability: dict[str, float] | None = None,
+    prices: PriceTable | None = None,
+    model: str = "",
 ) -> ReplayTable:
+    """`prices` (with `model`, the run's model, for rows that name none) prices every action
+    in dollars too; without it the table holds tokens only."""
     query_ids = np.array(sorted({o.query_id for o in outcomes}))
     contexts = np.array(sorted({o.context_id for o in outcomes}))
     budgets = np.array(sorted({o.sleep_passes for o in outcomes} | {0}))
@@ -107,6 +123,8 @@ def build_table(
     sleep = np.zeros((len(contexts), len(budgets)))
     sleep_prompt = np.zeros((len(contexts), len(budgets)))
     per_context_queries = np.ones(len(contexts))
+    dollars = np.full(shape, np.nan) if prices else None
+    sleep_bill = np.zeros((len(contexts), len(budgets))) if prices else None
     for o in outcomes:
         q, k = qi[o.query_id], ki[o.sleep_passes]
         context_index[q] = ci[o.context_id]
@@ -120,6 +138,9 @@ def build_table(
         sleep[ci[o.context_id], k] = o.sleep_completion_tokens
         sleep_prompt[ci[o.context_id], k] = o.sleep_prompt_tokens
         per_context_queries[ci[o.context_id]] = o.queries_in_context
+        if prices:
+            dollars[at] = answer_dollars(o, prices, model)
+            sleep_bill[ci[o.context_id], k] = sleep_dollars(o, prices, model)
     cached = np.zeros((len(query_ids), len(budgets)))
     cached_answers = np.full((len(query_ids), len(budgets)), np.nan)
     words = np.zeros(len(query_ids))
@@ -143,6 +164,8 @@ def build_table(
         predictability=np.array([(predictability or {}).get(c, 0.5) for c in contexts]),
         queries_per_context=per_context_queries,
         query_words=words,
+        test_dollars=dollars,
+        sleep_dollars=sleep_bill,
     )
 
 
@@ -264,6 +287,7 @@ class QueryOutcomes:
     latency: np.ndarray
     amortized: np.ndarray  # the query's share of its context's sleep completion tokens
     amortized_prompt: np.ndarray
+    dollars: np.ndarray | None = None  # every call's price plus the share of the sleep bill
 
 
 def outcomes(table: ReplayTable, d: Decisions) -> QueryOutcomes:
@@ -312,7 +336,29 @@ def outcomes(table: ReplayTable, d: Decisions) -> QueryOutcomes:
         latency=latency,
         amortized=(sleep / n)[table.context_index],
         amortized_prompt=(sleep_prompt / n)[table.context_index],
+        dollars=_dollars(table, context_k, paid),
     )
+
+
+def _dollars(
+    table: ReplayTable, context_k: np.ndarray, paid: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray | None:
+    if table.test_dollars is None or table.sleep_dollars is None:
+        return None
+    bill = table.sleep_dollars[np.arange(len(context_k)), context_k]
+    return paid(table.test_dollars) + (bill / table.queries_per_context)[table.context_index]
+
+
+def query_dollars(table: ReplayTable, d: Decisions) -> np.ndarray | None:
+    """Dollars each query costs under the decisions (NaN: an action never collected); None
+    when the table was built without a price table."""
+    return outcomes(table, d).dollars
+
+
+def dollar_cost(policy: Policy, table: ReplayTable) -> float | None:
+    """Mean dollars per query of a policy, beside `evaluate`'s relative costs."""
+    dollars = query_dollars(table, decisions(policy, table))
+    return None if dollars is None else float(np.nan_to_num(dollars).mean())
 
 
 def score(table: ReplayTable, d: Decisions, prices: Prices = DEFAULT_PRICES) -> ReplayResult:

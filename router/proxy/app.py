@@ -308,7 +308,10 @@ async def _start_worker(
         stack.callback(built.close)
         backend = built
     base = SleepBudget(
-        passes=config.sleep_passes, max_tokens=config.sleep_max_tokens, prompt=config.sleep_prompt
+        passes=config.sleep_passes,
+        max_tokens=config.sleep_max_tokens,
+        prompt=config.sleep_prompt,
+        adaptive=config.settings.sleep_adaptive,
     )
     # A policy router sets each context's sleep budget; the other routers run the configured.
     plan = getattr(state.router, "sleep_budget", None)

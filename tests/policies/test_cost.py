@@ -44,3 +44,18 @@ def test_a_model_is_priced_by_its_name_or_longest_prefix() -> None:
     assert price_of(table, "gpt-4o-mini-2024-07-18") == table["gpt-4o-mini"]
     assert price_of(table, "gpt-4o-2024-08-06") == table["gpt-4o"]
     assert price_of(table, "llama") is None
+
+
+def test_a_price_is_read_from_a_table_and_every_mistake_names_its_key() -> None:
+    given = {"input": 1, "output": 4.0, "cached_input": 0.5, "sleep_discount": 0.5}
+    assert ModelPrice.from_dict(given) == ModelPrice(1.0, 4.0, 0.5, 0.5)
+    assert ModelPrice.from_dict({"input": 1, "output": 2}).cached_input is None
+    for bad, says in [
+        ({"input": 1}, "both 'input' and 'output'"),
+        ({"input": 1, "output": -2}, "'output' must be a number"),
+        ({"input": True, "output": 2}, "'input' must be a number"),
+        ({"input": "1", "output": 2}, "'input' must be a number"),
+        ({"input": 1, "output": 2, "outptu": 3}, "unknown key 'outptu'"),
+    ]:
+        with pytest.raises(ValueError, match=says):
+            ModelPrice.from_dict(bad)

@@ -29,7 +29,12 @@ The notes were worked out in advance."""
 def test_the_line_naming_the_row_and_years_asked_comes_first() -> None:
     best = ranked("What was the change in Other from 2018 to 2019?", note_lines(LEARNED))
     assert best[0][1] == "change in Other from 2018 to 2019: -12.6 million"
-    assert "change in Other from 2017 to 2018: 6.7 million" in [line for _, line in best[:3]]
+    # "change", "Other" and "2019" are each in 3 of the 6 lines: equal scores keep the
+    # learned context's order, whatever the hash seed.
+    assert [line for _, line in best[1:3]] == [
+        "change in Revenue from 2018 to 2019: 20 million",
+        "change in Other from 2017 to 2018: 6.7 million",
+    ]
 
 
 def test_a_rare_word_outweighs_a_common_one() -> None:

@@ -80,10 +80,12 @@ def test_vote_merges_same_question_and_measures_agreement() -> None:
     assert (merged[1].support, merged[1].agreement) == (1, 1.0)
 
 
-def test_combine_concatenates_versions_and_skips_empty_passes() -> None:
+def test_combine_keeps_each_note_and_question_once_across_passes() -> None:
+    """k passes no longer concatenate "Notes, version i" blocks (k times the prompt)."""
     text, anticipated = combine([parse_pass(CLEAN), parse_pass(""), parse_pass(CLEAN)])
-    assert text.count("Notes, version") == 2
-    assert "version 2" not in text
+    assert "version" not in text
+    assert text.count("Eggs left each day") == 1
+    assert text.count("Q: How much does Janet make every day at the market? A: 18") == 1
     assert anticipated[0].support == 2
 
 

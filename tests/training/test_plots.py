@@ -27,7 +27,7 @@ def texts(fig) -> str:
 @pytest.fixture(autouse=True)
 def close_figures():
     yield
-    plots._pyplot().close("all")
+    plots.pyplot().close("all")
 
 
 def test_pareto_front_keeps_what_nothing_beats_cheapest_first() -> None:

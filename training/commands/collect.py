@@ -3,7 +3,9 @@
 The result is an outcome table with full information (see training.outcomes).
 Every LLM response is cached on disk under its full request, so re-running is
 free and a killed run resumes where it stopped; a context's sleep passes are
-shared by all its sleep budgets (k passes = passes 0..k-1). Ctrl-C stops within
+shared by all its sleep budgets (k passes = passes 0..k-1); with --adaptive a budget is
+a cap, and a context stops sampling once its answers are settled (router.sleep_votes).
+--sleep-from DIR answers on another table's passes (another model's). Ctrl-C stops within
 seconds: queued contexts are dropped, no new LLM call starts, and every answer
 already got back stays in the cache for the rerun.
 
@@ -13,7 +15,6 @@ sleep pass, rungs 0,1,3 on c and 0,1 on c'); see docs/training.md.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import threading
@@ -28,10 +29,9 @@ from router.answer_formats import answer_format, gold
 from router.answering import answer
 from router.connect import open_upstream
 from router.errors import ConfigError
-from router.ladder import LADDER, rung
+from router.ladder import rung
 from router.settings import load_settings
 from router.sleep import (
-    TEMPLATES,
     ChatBackend,
     LearnedContext,
     PassResult,
@@ -39,7 +39,9 @@ from router.sleep import (
     learned_context,
     sleep_pass,
 )
-from training.datasets import NAMED, LoadReport, Query, StatefulProblem, load_dataset
+from router.sleep_votes import passes_needed
+from training.commands.collect_args import parse_args
+from training.datasets import LoadReport, Query, StatefulProblem, load_dataset
 from training.llm_cache import CachingBackend, ResponseCache
 from training.outcomes import (
     CONTEXTS,
@@ -50,9 +52,8 @@ from training.outcomes import (
     write_jsonl,
     write_outcomes,
 )
+from training.sleep_source import RecordedPasses, load_recorded
 from training.threads import check, run_all
-
-RUNGS = " ".join(f"{r.level}={r.name}" for r in LADDER)  # "0=answer 1=brief ..." for --help
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class CollectPlan:
     sleep_budgets: tuple[int, ...] = (1,)
     rungs_raw: tuple[int, ...] = (0, 1, 3)
     rungs_learned: tuple[int, ...] = (0, 1)
-    sleep: SleepBudget = field(default_factory=SleepBudget)
+    sleep: SleepBudget = field(default_factory=SleepBudget)  # adaptive: budgets are caps
 
     def calls_per_query(self) -> int:
         return len(self.rungs_raw) + len(self.sleep_budgets) * len(self.rungs_learned)
@@ -72,6 +73,16 @@ class ContextResult:
     passes: list[PassResult]
 
 
+@dataclass(frozen=True)
+class _Learned:
+    """One sleep budget's learned context, as its rows record it."""
+
+    budget: int  # k: the passes asked for (an adaptive budget's cap)
+    notes: LearnedContext  # built from the passes spent
+    latency_s: float
+    model: str  # the model that ran the passes
+
+
 def collect_problem(
     backend: ChatBackend,
     model: str,
@@ -79,7 +90,9 @@ def collect_problem(
     problem: StatefulProblem,
     plan: CollectPlan,
     on_answer: Callable[[], None] = lambda: None,
+    recorded: RecordedPasses | None = None,
 ) -> ContextResult:
+    """`recorded`: another table's passes instead of this model's (`--sleep-from`)."""
     fmt = answer_format(problem.answer_format)
     wants_learned = problem.has_context and bool(plan.rungs_learned)
     max_k = max(plan.sleep_budgets, default=0) if wants_learned else 0
@@ -89,20 +102,26 @@ def collect_problem(
     # instead of once per query (on a CPU, reading a context costs as much as answering).
     for query in problem.queries:
         for level in plan.rungs_raw:
-            rows.append(_outcome(backend, model, dataset, problem, query, level, None, 0.0))
+            rows.append(_outcome(backend, model, dataset, problem, query, level, None))
             on_answer()
-    passes = [
-        sleep_pass(backend, model, problem.context, i, plan.sleep, fmt=fmt) for i in range(max_k)
-    ]
-    budgets = [k for k in plan.sleep_budgets if k <= max_k]
-    learned = {k: learned_context(passes[:k], fmt, problem.context) for k in budgets}
-    for k, notes in learned.items():
-        sleep_s = sum(p.latency_s for p in passes[:k])
+    passes: list[PassResult] = []
+    while len(passes) < max_k and not plan.sleep.stops_after(passes, fmt):
+        if recorded is not None:
+            passes.append(recorded.get(problem, len(passes)))
+        else:
+            passes.append(
+                sleep_pass(backend, model, problem.context, len(passes), plan.sleep, fmt=fmt)
+            )
+    parsed = [p.parsed for p in passes]
+    for k in (k for k in dict.fromkeys(plan.sleep_budgets) if k <= max_k):
+        spent = passes_needed(parsed, k, fmt.vote_key) if plan.sleep.adaptive else k
+        used = passes[:spent]
+        notes = learned_context(used, fmt, problem.context)
+        sleep_model = recorded.model if recorded is not None else model
+        learned = _Learned(k, notes, sum(p.latency_s for p in used), sleep_model)
         for query in problem.queries:
             for level in plan.rungs_learned:
-                rows.append(
-                    _outcome(backend, model, dataset, problem, query, level, notes, sleep_s)
-                )
+                rows.append(_outcome(backend, model, dataset, problem, query, level, learned))
                 on_answer()
     return ContextResult(rows, passes)
 
@@ -114,10 +133,10 @@ def _outcome(
     problem: StatefulProblem,
     query: Query,
     level: int,
-    notes: LearnedContext | None,
-    sleep_s: float,
+    learned: _Learned | None,
 ) -> Outcome:
     fmt = answer_format(problem.answer_format)
+    notes = learned.notes if learned else None
     result = answer(backend, model, problem.context, query.question, rung(level), notes, fmt=fmt)
     return Outcome(
         dataset=dataset,
@@ -125,7 +144,7 @@ def _outcome(
         query_id=query.id,
         query_kind=query.kind,
         queries_in_context=len(problem.queries),
-        sleep_passes=notes.passes if notes else 0,
+        sleep_passes=learned.budget if learned else 0,
         rung=level,
         correct=fmt.grade(result.extracted, gold(query.answer, query.answers, query.scale)),
         truncated=result.truncated,
@@ -137,7 +156,10 @@ def _outcome(
         test_latency_s=round(result.latency_s, 4),
         sleep_prompt_tokens=notes.prompt_tokens if notes else 0,
         sleep_completion_tokens=notes.sleep_tokens if notes else 0,
-        sleep_latency_s=round(sleep_s, 4),
+        sleep_latency_s=round(learned.latency_s, 4) if learned else 0.0,
+        sleep_passes_spent=notes.passes if notes else 0,
+        test_model=model,
+        sleep_model=learned.model if learned else "",
     )
 
 
@@ -181,6 +203,7 @@ def run_collection(
     *,
     concurrency: int = 2,
     progress: bool = True,
+    recorded: RecordedPasses | None = None,
 ) -> dict[str, object]:
     total = sum(len(p.queries) for p in problems) * plan.calls_per_query()
     bar = tqdm(total=total, unit="answer", disable=not progress, smoothing=0.05)
@@ -195,7 +218,7 @@ def run_collection(
     stoppable = _Stoppable(backend, stop)
     try:
         results = run_all(
-            lambda p: collect_problem(stoppable, model, dataset, p, plan, tick),
+            lambda p: collect_problem(stoppable, model, dataset, p, plan, tick, recorded),
             problems,
             workers=concurrency,
             stop=stop,
@@ -229,125 +252,8 @@ def _say_stopped(done: int, total: int) -> None:
     )
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="sleeptime collect",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add = parser.add_argument
-    add(
-        "--dataset",
-        default="gsm8k-multi",
-        help=f"{' or '.join(sorted(NAMED))}, or the path of a JSONL file in the format of "
-        "docs/training.md (default gsm8k-multi)",
-    )
-    add("--limit", type=int, default=50, help="contexts to run, 0: all (default 50)")
-    add(
-        "--offset",
-        type=int,
-        default=0,
-        help="contexts to skip first, counted after those without a context (default 0)",
-    )
-    add("--out", type=Path, required=True, help="the outcome table's folder (created)")
-    add(
-        "--sleep-budgets",
-        type=_ints,
-        default="1",
-        help="sleep budgets: numbers of sleep passes k on each context, comma-separated "
-        "(default 1)",
-    )
-    add(
-        "--rungs-raw",
-        type=_rungs,
-        default="0,1,3",
-        help=f"test-time rungs answered on the raw context c, by level: {RUNGS} (default 0,1,3)",
-    )
-    add(
-        "--rungs-learned",
-        type=_rungs,
-        default="0,1",
-        help=f"rungs answered on the learned context c', by level: {RUNGS}; none: c alone, "
-        "no sleep passes (default 0,1)",
-    )
-    add(
-        "--sleep-max-tokens",
-        type=int,
-        default=SleepBudget.max_tokens,
-        help=f"completion tokens per sleep pass (default {SleepBudget.max_tokens})",
-    )
-    add(
-        "--sleep-prompt",
-        default=SleepBudget.prompt,
-        choices=sorted(TEMPLATES),
-        help="what a sleep pass writes: solve, program, notes, document; see "
-        "docs/training.md (default: the answer format's: solve for numbers, document for spans)",
-    )
-    add(
-        "--concurrency",
-        type=int,
-        default=2,
-        help="contexts in flight at once, each one LLM call at a time; also the embedded "
-        "model's parallel slots (default 2)",
-    )
-    add(
-        "--include-no-context",
-        action="store_true",
-        help="also run problems with an empty context (nothing to think about at sleep time)",
-    )
-    add(
-        "--local-model",
-        default=None,
-        help="the embedded model when no upstream URL is set (default: local_model setting)",
-    )
-    add(
-        "--upstream-url",
-        default=None,
-        help="an OpenAI-compatible base URL with its /v1 (default: the embedded model)",
-    )
-    add(
-        "--upstream-key",
-        default=None,
-        help="the upstream's key (better: SLEEPTIME_UPSTREAM_KEY; flags show in `ps`)",
-    )
-    add("--upstream-model", default=None, help="the upstream's model (default: the first listed)")
-    add(
-        "--cache",
-        type=Path,
-        default=None,
-        help="the response cache, a SQLite file (default <cache_dir>/llm-responses.sqlite)",
-    )
-    add("--config", default=None, help="a TOML settings file (docs/settings.md)")
-    add(
-        "--json",
-        action="store_true",
-        help="print only the run summary as JSON on stdout (no progress bar)",
-    )
-    return parser.parse_args(argv)
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected numbers, e.g. 1,2") from None
-    if not values or min(values) < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected numbers >= 0, e.g. 1,2")
-    return values
-
-
-def _rungs(text: str) -> tuple[int, ...]:
-    if text.strip().lower() == "none":
-        return ()
-    levels = _ints(text)
-    unknown = sorted(set(levels) - {r.level for r in LADDER})
-    if unknown:
-        raise argparse.ArgumentTypeError(f"no rung {unknown[0]}; rungs by level: {RUNGS}")
-    return levels
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parse_args(argv, __doc__ or "")
     settings = load_settings(args.config).replace(
         local_model=args.local_model,
         upstream_url=args.upstream_url,
@@ -361,12 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     problems = problems[args.offset : args.offset + args.limit if args.limit else None]
     if not problems:
         raise ConfigError(f"no contexts in {args.dataset} at --offset {args.offset}")
-    plan = CollectPlan(
-        args.sleep_budgets,
-        args.rungs_raw,
-        args.rungs_learned,
-        SleepBudget(max_tokens=args.sleep_max_tokens, prompt=args.sleep_prompt),
-    )
+    recorded = load_recorded(args.sleep_from) if args.sleep_from else None
+    if recorded is not None:
+        recorded.check(problems)  # before the model starts
+    prompt = recorded.prompt if recorded is not None else args.sleep_prompt
+    sleep = SleepBudget(max_tokens=args.sleep_max_tokens, prompt=prompt, adaptive=args.adaptive)
+    plan = CollectPlan(args.sleep_budgets, args.rungs_raw, args.rungs_learned, sleep)
     cache = ResponseCache(args.cache or settings.cache_dir / "llm-responses.sqlite")
     # With --json, stdout is the summary alone; which model starts, on how many threads, still
     # matters (under CPU contention it decides the run's hours), so it goes to stderr.
@@ -382,9 +288,11 @@ def main(argv: list[str] | None = None) -> int:
             args.out,
             concurrency=args.concurrency,
             progress=not args.json,
+            recorded=recorded,
         )
         summary |= {
             "model": upstream.model,
+            "sleep_model": recorded.model if recorded is not None else upstream.model,
             "cache_hits": backend.hits,
             "llm_calls": backend.misses,
         }
@@ -393,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         "offset": args.offset,
         "load_report": report.summary(),
         "plan": asdict(plan),
+        "sleep_from": str(args.sleep_from or ""),
     }
     (args.out / RUN).write_text(json.dumps(summary, indent=2))
     if args.json:

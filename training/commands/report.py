@@ -5,8 +5,10 @@ sleep budget (95% bootstrap intervals over contexts), the ratio of test-time
 tokens at equal accuracy, amortized cost per query vs queries per context
 (cost = t * test tokens + sleep tokens / queries) with its break-even point, the
 same with prompt tokens charged (cached ones discounted), and the gain from
-scaling k. The headline says in words what it compares, and warns when the accuracies
-it compares sit at the floor. PNG plots (under `--out`, by default mlruns/reports/, never
+scaling k (and, with several budgets, the k curve: `training/k_curve.py`). The headline
+says in words what it compares, and warns when the accuracies it compares sit at the floor.
+`--prices FILE` adds dollars per query from a price table per model
+(`training/dollar_report.py`). PNG plots (under `--out`, by default mlruns/reports/, never
 beside the table), a JSON summary and an MLflow run with each rung's accuracy and tokens.
 """
 
@@ -23,7 +25,10 @@ import numpy as np
 
 from router.ladder import LADDER
 from router.settings import load_settings
+from training.dollar_report import dollar_lines, with_dollars
+from training.k_curve import k_curve, k_curve_lines, read_cached
 from training.outcomes import OUTCOMES, RUN, as_columns, read_outcomes
+from training.price_table import PriceTable, load_prices
 from training.stats import (
     Comparison,
     CurvePoint,
@@ -40,8 +45,11 @@ PAPER_QUERIES = 10  # the paper's Figure 9 headline: 10 queries share a context
 FLOOR = 0.1
 
 
-def summarize(outcome_dir: Path, *, t: float, samples: int = 1000) -> dict[str, Any]:
-    cols = as_columns(read_outcomes(outcome_dir / OUTCOMES))
+def summarize(
+    outcome_dir: Path, *, t: float, samples: int = 1000, prices: PriceTable | None = None
+) -> dict[str, Any]:
+    rows = read_outcomes(outcome_dir / OUTCOMES)
+    cols = as_columns(rows)
     budgets = sorted(int(k) for k in np.unique(cols["sleep_passes"]))
     curves = {k: curve(cols, k, samples=samples) for k in budgets}
     comparisons = {k: compare(curves[0], curves[k]) for k in budgets if k > 0 and 0 in curves}
@@ -63,7 +71,10 @@ def summarize(outcome_dir: Path, *, t: float, samples: int = 1000) -> dict[str, 
         },
         "k_scaling": _k_scaling(curves),
     }
-    summary |= _headline(summary)
+    scaling = k_curve(cols, read_cached(outcome_dir), samples=samples)
+    summary |= ({"k_curve": scaling} if scaling else {}) | _headline(summary)
+    if prices is not None:
+        summary = with_dollars(summary, rows, prices, summary["model"])
     return summary | {"headline": headline_words(summary), "warnings": floor_warnings(summary)}
 
 
@@ -319,6 +330,7 @@ def render_text(summary: dict[str, Any]) -> str:
                 f"{_fmt(row['amortized_cost_ratio'])}x amortized cost at "
                 f"{summary['queries_per_context']:.0f} queries/context)"
             )
+    lines += k_curve_lines(summary.get("k_curve")) + dollar_lines(summary)
     if summary["headline"]:
         lines.append(summary["headline"])
     return "\n".join(lines)
@@ -326,33 +338,6 @@ def render_text(summary: dict[str, Any]) -> str:
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
-
-
-def write_plots(summary: dict[str, Any], out: Path) -> list[Path]:
-    from training import plots
-    from training.stats import Interval
-
-    curves = {
-        int(k): [CurvePoint(**(p | {"accuracy": Interval(**p["accuracy"])})) for p in ps]
-        for k, ps in summary["curves"].items()
-    }
-    title = f"{summary['dataset']} · {summary['model']} · {summary['contexts']} contexts"
-    paths = [plots.accuracy_vs_tokens(curves, title, out / "accuracy_vs_test_tokens.png")]
-    comparisons = [
-        Comparison(**{k: v for k, v in c.items() if k in Comparison.__dataclass_fields__})
-        for c in summary["comparisons"].values()
-    ]
-    if comparisons:
-        paths.append(
-            plots.cost_vs_queries(
-                comparisons,
-                list(range(1, 21)),
-                summary["t"],
-                title,
-                out / "amortized_cost_vs_queries.png",
-            )
-        )
-    return paths
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -367,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-plots", action="store_true", help="write no PNG plots")
     parser.add_argument(
+        "--prices", type=Path, default=None, help='dollars per model: a TOML [models."NAME"] file'
+    )
+    parser.add_argument(
         "--bootstrap", type=int, default=1000, help="bootstrap samples per interval"
     )
     parser.add_argument("--no-mlflow", action="store_true", help="log no MLflow run")
@@ -375,9 +363,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = load_settings(args.config)
     t = args.t if args.t is not None else settings.test_token_price_ratio
+    prices = load_prices(args.prices) if args.prices else None
+    from training.report_plots import write_plots
+
     summaries = []
     for folder in args.outcomes:
-        summary = summarize(folder, t=t, samples=args.bootstrap)
+        summary = summarize(folder, t=t, samples=args.bootstrap, prices=prices)
         paths = [] if args.no_plots else write_plots(summary, args.out / folder.name)
         summary["plots"] = [str(p) for p in paths]
         for warning in summary["warnings"]:

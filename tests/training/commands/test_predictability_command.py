@@ -16,6 +16,7 @@ from training.outcome_features import FEATURES
 from training.outcomes import OUTCOMES, SLEEP
 
 PLOT = "predictability_quintiles.png"
+CURVE = "predictability_cached.png"  # the cached route's precision-coverage
 
 
 @pytest.fixture
@@ -44,7 +45,7 @@ def test_writes_only_where_out_and_save_say(work: Path, capsys: pytest.CaptureFi
         capsys,
     )
     after = snapshot(work)
-    assert set(after) - set(before) == {f"o/{PLOT}", "e.pkl"}
+    assert set(after) - set(before) == {f"o/{PLOT}", f"o/{CURVE}", "e.pkl"}
     assert all(after[name] == data for name, data in before.items())  # the table is untouched
     assert summary["saved"] == str(work / "e.pkl")
     assert summary["plot"] == str(work / "o" / PLOT)
@@ -56,11 +57,15 @@ def test_by_default_the_plot_goes_under_the_run_folder_and_no_estimators_are_kep
 ) -> None:
     before = snapshot(work)
     summary = run([str(work / "tables" / "t")], capsys)
-    assert set(snapshot(work)) - set(before) == {f"work/mlruns/predictability/t/{PLOT}"}
+    new = set(snapshot(work)) - set(before)
+    assert new == {f"work/mlruns/predictability/t/{name}" for name in (PLOT, CURVE)}
     assert summary["saved"] is None
     assert not (work / "cache").exists()
     text = _text(work, capsys)
     assert "estimators not saved" in text and f"mlruns/predictability/t/{PLOT}" in text
+    assert "cached route, request-time features, held out: AUC" in text
+    assert "threshold from training contexts:" in text
+    assert f"precision-coverage plot: mlruns/predictability/t/{CURVE}" in text
 
 
 def _text(work: Path, capsys: pytest.CaptureFixture[str]) -> str:
