@@ -166,11 +166,9 @@ def _key(where: str, text: dict[str, str], environ: Mapping[str, str]) -> str:
 
 def _price(where: str, table: dict[str, Any]) -> ModelPrice | None:
     given = {key: table[key] for key in _PRICES if key in table}
-    for key, value in given.items():
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ConfigError(f"{where}: {key!r} must be a number of dollars, at least 0")
     if not given:
         return None
-    if "input" not in given or "output" not in given:
-        raise ConfigError(f"{where}: a price needs both 'input' and 'output'")
-    return ModelPrice(**{key: float(value) for key, value in given.items()})
+    try:
+        return ModelPrice.from_dict(given)
+    except ValueError as error:  # the checks are the price's own; the entry is ours to name
+        raise ConfigError(f"{where}: {error}") from None
