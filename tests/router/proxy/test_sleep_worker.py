@@ -245,3 +245,17 @@ def wait_for_status(client: TestClient, context_id: str, status: str) -> dict:
             return view
         time.sleep(0.02)
     raise AssertionError(f"context {context_id} never reached {status}: {view}")
+
+
+def test_the_proxy_stops_a_settled_context_with_sleep_adaptive(
+    make_client: Callable[..., TestClient], sleeper: FakeSleepBackend
+) -> None:
+    """Every pass gives the same answer: settled after two of the four configured passes;
+    without the setting all four run."""
+    for adaptive, expected in ((True, 2), (False, 4)):
+        sleeper.calls.clear()
+        name = f"doc-{adaptive}"
+        client = make_client(sleep_enabled=True, sleep_passes=4, sleep_adaptive=adaptive)
+        client.post("/v1/contexts", json={"id": name, "context": f"{DOC} ({name})"})
+        wait_for_status(client, name, "done")
+        assert len(sleeper.calls) == expected
