@@ -19,6 +19,7 @@ import numpy as np
 
 from training.outcomes import Outcome
 from training.price_table import PriceTable, answer_dollars, row_dollars, sleep_dollars
+from training.stats import reaches
 
 RATIO = "dollar_cost_ratio_at_best_test_only_accuracy"
 FULL_RATIO = "full_cost_ratio_at_best_test_only_accuracy"
@@ -56,7 +57,7 @@ def at_best_test_only_dollars(
     reading: dict[str, Any] = {RATIO: None, "dollars_at_best_test_only_accuracy": None}
     if not best:
         return reading
-    reaching = [p for p in sleepy if p["accuracy"]["mean"] >= best["low"] - 1e-9]
+    reaching = [p for p in sleepy if reaches(p["accuracy"]["mean"], best)]
     if not reaching:
         return reading
     cheapest = min(reaching, key=lambda p: dollars[p["rung"]])

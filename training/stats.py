@@ -157,6 +157,14 @@ def compare(test_only: list[CurvePoint], with_sleep: list[CurvePoint]) -> Compar
     )
 
 
+def reaches(accuracy: float, best: Interval | dict) -> bool:
+    """Whether a sleep-time point's accuracy reaches the best test-time-only accuracy: at or
+    above the lower end of its 95% interval. One rule for every ratio read there (tokens,
+    full cost, dollars), so the ratios compare the same points."""
+    low = best["low"] if isinstance(best, dict) else best.low
+    return accuracy >= low - 1e-9
+
+
 def full_cost_per_query(point: CurvePoint, queries: float, t: float) -> float:
     """Cost that also charges prompt tokens (cached ones at a discount) on both phases."""
     return Prices(test_ratio=t).full_cost(

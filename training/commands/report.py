@@ -36,6 +36,7 @@ from training.stats import (
     curve,
     first_per_context,
     full_cost_per_query,
+    reaches,
     tokens_at_accuracy,
 )
 
@@ -110,7 +111,7 @@ def at_best_test_only(
         return {"best_test_only_accuracy": None, "token_ratio_at_best_test_only_accuracy": None,
                 "full_cost_ratio_at_best_test_only_accuracy": None}  # fmt: skip
     best = max(base, key=lambda p: (p.accuracy.mean, -p.test_tokens))
-    reaching = [p for p in sleepy if p.accuracy.mean >= best.accuracy.low - 1e-9]
+    reaching = [p for p in sleepy if reaches(p.accuracy.mean, best.accuracy)]
     out: dict[str, Any] = {
         "best_test_only_accuracy": asdict(best.accuracy) | {"rung": best.rung},
         "token_ratio_at_best_test_only_accuracy": None,
