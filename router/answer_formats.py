@@ -56,6 +56,8 @@ class AnswerFormat:
     # Learned-context lines a query's prompt carries: the best-matching ones
     # (`router.note_match`); 0: the whole learned context, as the number tables measured it.
     note_lines: int = 0
+    # What a sleep pass that answers given questions again writes after "A<n>: ".
+    reask_answer: str = "the answer alone"
 
     def instruction(self, rung_effort: str) -> str:
         """A rung's whole instruction; the number format's are the ladder's own."""
@@ -122,6 +124,7 @@ FORMATS: dict[str, AnswerFormat] = {
         vote_key=_number_key,
         servable=True,
         table_facts=False,
+        reask_answer="the number alone",
     ),
     "span": AnswerFormat(
         name="span",
@@ -143,6 +146,7 @@ FORMATS: dict[str, AnswerFormat] = {
         servable=True,
         table_facts=True,
         note_lines=4,
+        reask_answer="the words from the text, or an amount with its unit",
     ),
     "text": AnswerFormat(
         name="text",

@@ -89,6 +89,7 @@ class Settings:
     sleep_passes: int = 1  # the sleep budget, until a policy gives one per context
     sleep_prompt: str = "solve"  # a key of router.sleep.TEMPLATES
     sleep_adaptive: bool = False  # sleep_passes is a cap: a context stops once its answers settle
+    sleep_reask: bool = False  # passes after the first answer the first pass's questions again
     # Experiments.
     mlflow_uri: str = "sqlite:///mlruns/mlflow.db"
     optuna_storage: str = "mlruns/optuna.journal"  # a journal file, or an RDB URL

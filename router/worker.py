@@ -211,6 +211,7 @@ class SleepWorker:
                         sleep_pass,
                         stop=lambda: self._preempt.is_set() or lost.is_set(),
                         fmt=fmt,
+                        questions=budget.reasked(passes, fmt),
                     ),
                     self.backend,
                     model,

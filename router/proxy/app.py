@@ -312,6 +312,7 @@ async def _start_worker(
         max_tokens=config.sleep_max_tokens,
         prompt=config.sleep_prompt,
         adaptive=config.settings.sleep_adaptive,
+        reask=config.settings.sleep_reask,
     )
     # A policy router sets each context's sleep budget; the other routers run the configured.
     plan = getattr(state.router, "sleep_budget", None)

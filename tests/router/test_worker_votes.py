@@ -83,3 +83,11 @@ def test_the_adaptive_setting_is_off_unless_set(monkeypatch: pytest.MonkeyPatch)
     assert load_settings().sleep_adaptive is False
     monkeypatch.setenv("SLEEPTIME_SLEEP_ADAPTIVE", "yes")
     assert load_settings().sleep_adaptive is True
+
+
+def test_the_reask_setting_is_off_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SLEEPTIME_SLEEP_REASK", raising=False)
+    monkeypatch.delenv("SLEEPTIME_CONFIG", raising=False)
+    assert load_settings().sleep_reask is False
+    monkeypatch.setenv("SLEEPTIME_SLEEP_REASK", "true")
+    assert load_settings().sleep_reask is True

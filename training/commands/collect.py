@@ -109,8 +109,17 @@ def collect_problem(
         if recorded is not None:
             passes.append(recorded.get(problem, len(passes)))
         else:
+            asked = plan.sleep.reasked(passes, fmt)
             passes.append(
-                sleep_pass(backend, model, problem.context, len(passes), plan.sleep, fmt=fmt)
+                sleep_pass(
+                    backend,
+                    model,
+                    problem.context,
+                    len(passes),
+                    plan.sleep,
+                    fmt=fmt,
+                    questions=asked,
+                )
             )
     parsed = [p.parsed for p in passes]
     for k in (k for k in dict.fromkeys(plan.sleep_budgets) if k <= max_k):
@@ -271,7 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     if recorded is not None:
         recorded.check(problems)  # before the model starts
     prompt = recorded.prompt if recorded is not None else args.sleep_prompt
-    sleep = SleepBudget(max_tokens=args.sleep_max_tokens, prompt=prompt, adaptive=args.adaptive)
+    sleep = SleepBudget(
+        max_tokens=args.sleep_max_tokens, prompt=prompt, adaptive=args.adaptive, reask=args.reask
+    )
     plan = CollectPlan(args.sleep_budgets, args.rungs_raw, args.rungs_learned, sleep)
     cache = ResponseCache(args.cache or settings.cache_dir / "llm-responses.sqlite")
     # With --json, stdout is the summary alone; which model starts, on how many threads, still

@@ -47,6 +47,12 @@ def parse_args(argv: list[str] | None, description: str = "") -> argparse.Namesp
         "count whose last two passes agree on every question both asked (at least 2), else k",
     )
     add(
+        "--reask",
+        action="store_true",
+        help="sleep passes after the first answer the first pass's questions again (sampled), "
+        "so their answers are voted on the same questions",
+    )
+    add(
         "--sleep-from",
         type=Path,
         default=None,

@@ -259,3 +259,17 @@ def test_the_proxy_stops_a_settled_context_with_sleep_adaptive(
         client.post("/v1/contexts", json={"id": name, "context": f"{DOC} ({name})"})
         wait_for_status(client, name, "done")
         assert len(sleeper.calls) == expected
+
+
+def test_with_sleep_reask_the_proxys_later_passes_answer_pass_0s_questions(
+    make_client: Callable[..., TestClient], sleeper: FakeSleepBackend
+) -> None:
+    """Pass 1 is asked pass 0's question, numbered; without the setting it writes its own."""
+    for reask in (True, False):
+        sleeper.calls.clear()
+        name = f"doc-reask-{reask}"
+        client = make_client(sleep_enabled=True, sleep_passes=2, sleep_reask=reask)
+        client.post("/v1/contexts", json={"id": name, "context": f"{DOC} ({name})"})
+        wait_for_status(client, name, "done")
+        second = sleeper.calls[1]["messages"][-1]["content"]
+        assert ("Q1: How many eggs are left each day?" in second) is reask

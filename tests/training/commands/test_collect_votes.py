@@ -29,6 +29,8 @@ def scripted(request: Recorded) -> Reply:
     if asked["messages"][0]["content"] == SLEEP_SYSTEM:
         answer = ANSWERS["easy" if "EASY" in prompt else "hard"][int(asked["seed"])]
         text = f"NOTES:\n- Eggs left: 9\nQUESTIONS:\nQ: How many eggs are left?\nA: {answer}"
+        if "Q1: How many eggs are left?" in prompt:  # --reask: pass 0's question again
+            text = f"Q1: How many eggs remain?\nWork: 16 - 7\nA1: {answer}"
         return completion(text, usage=usage_body(100, 50))
     return completion("Answer: 9", usage=usage_body(20, 5))
 
@@ -157,3 +159,17 @@ def test_sleep_from_a_table_of_other_texts_is_refused(
     changed.write_text(dataset.read_text().replace("16 eggs", "17 eggs"))
     with pytest.raises(ConfigError, match="context 'easy' has another text there"):
         collect(upstream, changed, tmp_path / "two", "--sleep-from", str(tmp_path / "big"))
+
+
+def test_reasked_passes_answer_pass_0s_question_and_settle_on_it(
+    upstream: FakeUpstream, dataset: Path, tmp_path: Path
+) -> None:
+    rows = collect(
+        upstream, dataset, tmp_path / "out", "--sleep-budgets", "4", "--adaptive", "--reask"
+    )
+    assert rows["easy/k4"].sleep_passes_spent == 2 and rows["hard/k4"].sleep_passes_spent == 4
+    records = [s for s in read_jsonl(tmp_path / "out" / SLEEP) if s["context_id"] == "hard"]
+    questions = {a["question"] for s in records for a in s["anticipated"]}
+    assert questions == {"How many eggs are left?"}  # the model's rewording is not kept
+    assert [s["notes"] for s in records[1:]] == [[], [], []]
+    assert json.loads((tmp_path / "out" / RUN).read_text())["plan"]["sleep"]["reask"]
