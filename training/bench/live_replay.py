@@ -223,7 +223,7 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     names = " ".join(f"{r.level}={r.name}" for r in LADDER)
     p.add_argument("--dataset", default="gsm8k-multi",
-                   help="gsm8k, gsm8k-multi or a JSONL path (default gsm8k-multi)")
+                   help="gsm8k, gsm8k-multi, tatqa or a JSONL path (default gsm8k-multi)")
     p.add_argument("--offset", type=int, default=50,
                    help="contexts to skip: those the policy was trained on (default 50)")
     p.add_argument("--limit", type=int, default=10, help="contexts to replay (default 10)")
@@ -234,6 +234,10 @@ def parser() -> argparse.ArgumentParser:
                    help=f"the budget the client asks for, by name ({names}; default steps)")
     p.add_argument("--sleep-passes", type=int, default=1,
                    help="sleep-time passes per context in the policy arm (default 1)")
+    p.add_argument("--sleep-adaptive", action="store_true",
+                   help="--sleep-passes is a cap: a context stops once its answers settle")
+    p.add_argument("--sleep-reask", action="store_true",
+                   help="passes after the first answer the first pass's questions again")
     p.add_argument("--sleep-prompt", choices=sorted(TEMPLATES), default=SleepBudget.prompt,
                    help="the prompt the policy's table was collected with")
     p.add_argument("--concurrency", type=int, default=2,
@@ -253,14 +257,23 @@ def parser() -> argparse.ArgumentParser:
     return p  # fmt: skip
 
 
+def replay_settings(args: argparse.Namespace) -> Settings:
+    """A flag turns its setting on; a flag left off leaves the settings (environment, file)
+    to decide, so a replay can be set up either way."""
+    return load_settings(args.config).replace(
+        local_model=args.local_model,
+        upstream_url=args.upstream_url,
+        sleep_adaptive=args.sleep_adaptive or None,
+        sleep_reask=args.sleep_reask or None,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     from router.commands.serve import policy_files  # checked before any model starts
 
     args = parser().parse_args(argv)
     args.policy, args.estimators = policy_files(args.policy, args.estimators)
-    settings = load_settings(args.config).replace(
-        local_model=args.local_model, upstream_url=args.upstream_url
-    )
+    settings = replay_settings(args)
     loaded = load_dataset(args.dataset, limit=args.offset + args.limit * 2)
     problems = [p for p in loaded if p.has_context][args.offset : args.offset + args.limit]
     arms: dict[str, Arm] = {}
@@ -281,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
         "dataset": args.dataset,
         "offset": args.offset,
         "sleep_prompt": args.sleep_prompt,
+        "sleep_passes": args.sleep_passes,
+        "sleep_adaptive": settings.sleep_adaptive,
+        "sleep_reask": settings.sleep_reask,
         "client_rung": args.client_rung,
         "t": args.t,
         "arms": {name: asdict(arm) for name, arm in arms.items()},
@@ -303,6 +319,8 @@ def _inputs(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         "client_rung": args.client_rung,
         "sleep_passes": args.sleep_passes,
         "sleep_prompt": args.sleep_prompt,
+        "sleep_adaptive": settings.sleep_adaptive,
+        "sleep_reask": settings.sleep_reask,
         "model": settings.upstream_url or settings.local_model,
         **{f"{k}_sha256": _sha256(v) for k, v in files.items() if Path(v).exists()},
     }

@@ -14,7 +14,15 @@ from policies import Prices, save
 from policies.builtin import Threshold
 from router.ladder import rung
 from router.settings import Settings
-from training.bench.live_replay import Asked, ratios, run_arm, summarize
+from training.bench.live_replay import (
+    Asked,
+    _inputs,
+    parser,
+    ratios,
+    replay_settings,
+    run_arm,
+    summarize,
+)
 from training.bench.resume import WorkMismatch, work_folder
 from training.datasets import load_dataset
 
@@ -153,3 +161,20 @@ def test_a_work_folder_of_other_inputs_is_refused(tmp_path: Path) -> None:
         work_folder(tmp_path / "w", {"offset": 74, "limit": 24}),
     ):
         pass
+
+
+def test_the_sleep_flags_turn_their_settings_on_and_are_part_of_the_inputs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("SLEEPTIME_SLEEP_REASK", "SLEEPTIME_SLEEP_ADAPTIVE", "SLEEPTIME_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    policy = ["--policy", str(tmp_path / "p.json")]
+    plain = replay_settings(parser().parse_args(policy))
+    assert (plain.sleep_reask, plain.sleep_adaptive) == (False, False)
+    args = parser().parse_args([*policy, "--sleep-reask", "--sleep-passes", "4"])
+    flagged = replay_settings(args)
+    args.estimators = tmp_path / "p.estimators.pkl"  # as main resolves it
+    assert (flagged.sleep_reask, flagged.sleep_adaptive) == (True, False)
+    assert _inputs(args, flagged)["sleep_reask"] is True  # a resumed replay keeps its setup
+    monkeypatch.setenv("SLEEPTIME_SLEEP_ADAPTIVE", "true")  # no flag: the setting decides
+    assert replay_settings(parser().parse_args(policy)).sleep_adaptive is True
