@@ -20,12 +20,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from tqdm import tqdm
 
-from router.answer_formats import answer_format, gold
+from router.answer_formats import AnswerFormat, answer_format, gold
 from router.answering import answer
 from router.connect import open_upstream
 from router.errors import ConfigError
@@ -62,6 +62,13 @@ class CollectPlan:
     rungs_raw: tuple[int, ...] = (0, 1, 3)
     rungs_learned: tuple[int, ...] = (0, 1)
     sleep: SleepBudget = field(default_factory=SleepBudget)  # adaptive: budgets are caps
+    note_lines: int | None = None  # learned lines a query's prompt carries; None: the format's
+
+    def answer_format(self, problem: StatefulProblem) -> AnswerFormat:
+        """The problem's format, with this plan's note lines where it sets them (measuring
+        compact notes on a format that carries the whole learned context)."""
+        fmt = answer_format(problem.answer_format)
+        return fmt if self.note_lines is None else replace(fmt, note_lines=self.note_lines)
 
     def calls_per_query(self) -> int:
         return len(self.rungs_raw) + len(self.sleep_budgets) * len(self.rungs_learned)
@@ -93,7 +100,7 @@ def collect_problem(
     recorded: RecordedPasses | None = None,
 ) -> ContextResult:
     """`recorded`: another table's passes instead of this model's (`--sleep-from`)."""
-    fmt = answer_format(problem.answer_format)
+    fmt = plan.answer_format(problem)
     wants_learned = problem.has_context and bool(plan.rungs_learned)
     max_k = max(plan.sleep_budgets, default=0) if wants_learned else 0
     rows = []
@@ -102,7 +109,7 @@ def collect_problem(
     # instead of once per query (on a CPU, reading a context costs as much as answering).
     for query in problem.queries:
         for level in plan.rungs_raw:
-            rows.append(_outcome(backend, model, dataset, problem, query, level, None))
+            rows.append(_outcome(backend, model, dataset, problem, query, level, None, fmt))
             on_answer()
     passes: list[PassResult] = []
     while len(passes) < max_k and not plan.sleep.stops_after(passes, fmt):
@@ -130,7 +137,7 @@ def collect_problem(
         learned = _Learned(k, notes, sum(p.latency_s for p in used), sleep_model)
         for query in problem.queries:
             for level in plan.rungs_learned:
-                rows.append(_outcome(backend, model, dataset, problem, query, level, learned))
+                rows.append(_outcome(backend, model, dataset, problem, query, level, learned, fmt))
                 on_answer()
     return ContextResult(rows, passes)
 
@@ -143,8 +150,8 @@ def _outcome(
     query: Query,
     level: int,
     learned: _Learned | None,
+    fmt: AnswerFormat,
 ) -> Outcome:
-    fmt = answer_format(problem.answer_format)
     notes = learned.notes if learned else None
     result = answer(backend, model, problem.context, query.question, rung(level), notes, fmt=fmt)
     return Outcome(
@@ -283,7 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     sleep = SleepBudget(
         max_tokens=args.sleep_max_tokens, prompt=prompt, adaptive=args.adaptive, reask=args.reask
     )
-    plan = CollectPlan(args.sleep_budgets, args.rungs_raw, args.rungs_learned, sleep)
+    plan = CollectPlan(
+        args.sleep_budgets, args.rungs_raw, args.rungs_learned, sleep, args.note_lines
+    )
     cache = ResponseCache(args.cache or settings.cache_dir / "llm-responses.sqlite")
     # With --json, stdout is the summary alone; which model starts, on how many threads, still
     # matters (under CPU contention it decides the run's hours), so it goes to stderr.

@@ -74,6 +74,14 @@ def parse_args(argv: list[str] | None, description: str = "") -> argparse.Namesp
         "no sleep passes (default 0,1)",
     )
     add(
+        "--note-lines",
+        type=_count,
+        default=None,
+        help="learned-context lines a query's prompt on c' carries, those that match it best "
+        "(router.note_match); 0: the whole learned context (default: the answer format's, "
+        "4 for span, the whole for number)",
+    )
+    add(
         "--sleep-max-tokens",
         type=int,
         default=SleepBudget.max_tokens,
@@ -137,6 +145,13 @@ def _ints(text: str) -> tuple[int, ...]:
     if not values or min(values) < 0:
         raise argparse.ArgumentTypeError(f"{text!r}: expected numbers >= 0, e.g. 1,2")
     return values
+
+
+def _count(text: str) -> int:
+    values = _ints(text)
+    if len(values) != 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected one number >= 0")
+    return values[0]
 
 
 def _rungs(text: str) -> tuple[int, ...]:
