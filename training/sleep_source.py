@@ -3,8 +3,9 @@
 `collect --sleep-from DIR` answers on learned contexts that another model built: a 0.5B
 model at test time on the 1.5B model's passes, without two llama.cpp servers at once.
 Each pass's raw text is parsed again by the current parser, as a fresh pass would be
-(a `program` pass is evaluated by `router.program`, never run); its tokens and latency
-are the recorded ones, since the sleep-time work was paid by the table that did it.
+(a `program` pass is evaluated by `router.program`, never run; a re-asked pass of a
+`--reask` table is read against pass 0's questions); its tokens and latency are the
+recorded ones, since the sleep-time work was paid by the table that did it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from router.answer_formats import answer_format
 from router.errors import ConfigError
-from router.sleep import PassResult, parse_pass
+from router.sleep import PassResult, SleepBudget, parse_pass, parse_reasked
 from training.datasets import StatefulProblem
 from training.outcomes import CONTEXTS, RUN, SLEEP, read_jsonl
 
@@ -28,6 +29,7 @@ class RecordedPasses:
     folder: Path
     model: str  # the model that ran the passes (the table's run.json)
     prompt: str  # the sleep prompt they were written for; "": each format's own
+    reask: bool  # passes after the first answered pass 0's questions again
     records: dict[str, dict[int, dict[str, Any]]]  # context id -> pass index -> record
     contexts: dict[str, str]  # context id -> its text, where the table kept its problems
 
@@ -57,10 +59,16 @@ class RecordedPasses:
             )
         fmt = answer_format(problem.answer_format)
         raw = str(record["raw"])
+        budget = SleepBudget(prompt=self.prompt, reask=self.reask)
+        asked = budget.reasked([self.get(problem, 0)], fmt) if index else ()
         return PassResult(
             index=index,
             raw=raw,
-            parsed=parse_pass(raw, self.prompt or fmt.sleep_prompt, fmt),
+            parsed=(
+                parse_reasked(raw, asked, fmt)
+                if asked
+                else parse_pass(raw, budget.prompt_for(fmt), fmt)
+            ),
             prompt_tokens=int(record["prompt_tokens"]),
             completion_tokens=int(record["completion_tokens"]),
             truncated=bool(record["truncated"]),
@@ -76,8 +84,9 @@ def load_recorded(folder: Path) -> RecordedPasses:
     contexts = {}
     if (folder / CONTEXTS).is_file():
         contexts = {str(c["id"]): str(c["context"]) for c in read_jsonl(folder / CONTEXTS)}
-    prompt = str(run.get("plan", {}).get("sleep", {}).get("prompt", ""))
-    return RecordedPasses(folder, str(run["model"]), prompt, dict(records), contexts)
+    sleep = run.get("plan", {}).get("sleep", {})
+    prompt, reask = str(sleep.get("prompt", "")), bool(sleep.get("reask", False))
+    return RecordedPasses(folder, str(run["model"]), prompt, reask, dict(records), contexts)
 
 
 def _sleep_file(folder: Path) -> Path:

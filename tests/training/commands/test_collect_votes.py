@@ -173,3 +173,19 @@ def test_reasked_passes_answer_pass_0s_question_and_settle_on_it(
     assert questions == {"How many eggs are left?"}  # the model's rewording is not kept
     assert [s["notes"] for s in records[1:]] == [[], [], []]
     assert json.loads((tmp_path / "out" / RUN).read_text())["plan"]["sleep"]["reask"]
+
+
+def test_sleep_from_a_reask_table_reads_its_passes_against_pass_0s_questions(
+    upstream: FakeUpstream, dataset: Path, tmp_path: Path
+) -> None:
+    """The hard context's re-asked passes (1, 2, 3, 3 after pass 0) vote as they did when
+    collected: on pass 0's wording, settled at the fourth pass, not on the model's copy."""
+    big = tmp_path / "big"
+    collect(upstream, dataset, big, "--sleep-budgets", "4", "--reask")
+    flags = ["--sleep-budgets", "4", "--adaptive", "--upstream-model", "small-model"]
+    rows = collect(upstream, dataset, tmp_path / "small", *flags, "--sleep-from", str(big))
+    assert rows["hard/k4"].sleep_passes_spent == 4 and rows["easy/k4"].sleep_passes_spent == 2
+    answered = [r.json for r in upstream.requests if r.json and r.json["model"] == "small-model"]
+    hard = [a["messages"][-1]["content"] for a in answered if "HARD" in json.dumps(a)]
+    assert any("Q: How many eggs are left? A: 3" in text for text in hard)
+    assert not any("remain" in text for text in hard)
