@@ -324,12 +324,17 @@ def render_text(summary: dict[str, Any]) -> str:
             f"{_fmt(c['full_cost_ratio_at_dataset_queries'])}x"
         )
         for row in c["at_each_sleep_point"]:
-            lines.append(
+            head = (
                 f"   k={k} rung {row['rung']}: accuracy {row['accuracy']:.3f} with "
-                f"{row['test_tokens_with_sleep']:.1f} test tokens; test-time only needs "
-                f"{_fmt(row['test_tokens_test_only'])} ({_fmt(row['token_ratio'])}x tokens, "
-                f"{_fmt(row['amortized_cost_ratio'])}x amortized cost at "
-                f"{summary['queries_per_context']:.0f} queries/context)"
+                f"{row['test_tokens_with_sleep']:.1f} test tokens; "
+            )
+            if row["test_tokens_test_only"] is None:
+                lines.append(head + "test-time only never reaches it")
+                continue
+            lines.append(
+                head + f"test-time only needs {_fmt(row['test_tokens_test_only'])} "
+                f"({_fmt(row['token_ratio'])}x tokens, {_fmt(row['amortized_cost_ratio'])}x "
+                f"amortized cost at {summary['queries_per_context']:.0f} queries/context)"
             )
     lines += k_curve_lines(summary.get("k_curve")) + dollar_lines(summary)
     if summary["headline"]:

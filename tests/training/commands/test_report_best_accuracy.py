@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from training.commands.report import at_best_test_only
+from training.commands.report import at_best_test_only, main
 from training.stats import CurvePoint, Interval, full_cost_per_query
 
 
@@ -49,3 +51,14 @@ def test_reaching_the_interval_reads_the_cheapest_sleep_point_that_does():
 def test_a_point_just_below_the_lower_end_does_not_count():
     out = at_best_test_only(BASE, [point(1, 0, 0.599, 0.5, 6)], n=6.0, t=10.0)
     assert out["token_ratio_at_best_test_only_accuracy"] is None
+
+
+def test_the_text_says_so_when_test_time_only_never_reaches_a_sleep_point(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """On TAT-QA the learned context at rung 0 beats every test-time rung."""
+    table = Path(__file__).resolve().parents[3] / "benchmarks" / "tatqa-qwen2.5-coder-1.5b"
+    assert main([str(table), "--no-plots", "--no-mlflow"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("   k=")]
+    assert lines and not any("n/a" in ln for ln in lines)
+    assert any(ln.endswith("test-time only never reaches it") for ln in lines)
