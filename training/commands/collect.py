@@ -286,9 +286,11 @@ def main(argv: list[str] | None = None) -> int:
     recorded = load_recorded(args.sleep_from) if args.sleep_from else None
     if recorded is not None:
         recorded.check(problems)  # before the model starts
+    # Passes taken from another table are read as that table wrote them.
     prompt = recorded.prompt if recorded is not None else args.sleep_prompt
+    reask = recorded.reask if recorded is not None else args.reask
     sleep = SleepBudget(
-        max_tokens=args.sleep_max_tokens, prompt=prompt, adaptive=args.adaptive, reask=args.reask
+        max_tokens=args.sleep_max_tokens, prompt=prompt, adaptive=args.adaptive, reask=reask
     )
     plan = CollectPlan(
         args.sleep_budgets, args.rungs_raw, args.rungs_learned, sleep, args.note_lines

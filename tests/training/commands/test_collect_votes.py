@@ -189,3 +189,4 @@ def test_sleep_from_a_reask_table_reads_its_passes_against_pass_0s_questions(
     hard = [a["messages"][-1]["content"] for a in answered if "HARD" in json.dumps(a)]
     assert any("Q: How many eggs are left? A: 3" in text for text in hard)
     assert not any("remain" in text for text in hard)
+    assert json.loads((tmp_path / "small" / RUN).read_text())["plan"]["sleep"]["reask"]
