@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-# Test helpers imported by name from any folder: fake_upstream, synthetic_outcomes.
+# Test helpers imported by name from any folder: fake_upstream, synthetic_outcomes,
+# outcome_rows.
 sys.path.insert(0, str(Path(__file__).resolve().parent / "router"))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "training"))
 

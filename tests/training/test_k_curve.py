@@ -4,6 +4,7 @@ with intervals over contexts, the paired gain from k = 1 to the best k, adaptive
 from __future__ import annotations
 
 import pytest
+from outcome_rows import outcome_row
 
 from training.k_curve import cached_outcomes, k_curve, k_curve_lines
 from training.outcome_features import QueryFeatureRow
@@ -26,9 +27,9 @@ def table(budgets: tuple[int, ...] = (1, 2, 4), cap: int = 99) -> list[Outcome]:
         for q in range(2):
             for k in (0, *budgets):
                 ok = right(k, c, q) if k else False
-                rows.append(Outcome("d", f"c{c}", f"c{c}/q{q}", "final", 2, k, 0, ok, False,
-                                    "", "1", 100, 0, 5, 0.1, 50 * k, 100 * k, 1.0,
-                                    sleep_passes_spent=min(k, cap)))  # fmt: skip
+                rows.append(outcome_row(f"c{c}", f"c{c}/q{q}", k, 0, ok, 5, sleep_prompt=50 * k,
+                                        sleep=100 * k, sleep_latency=1.0,
+                                        sleep_passes_spent=min(k, cap)))  # fmt: skip
     return rows
 
 

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from outcome_rows import outcome_row
 
 from policies.cost import ModelPrice
 from router.errors import ConfigError, InputError
@@ -19,9 +20,9 @@ TABLE = {"big": ModelPrice(1.0, 4.0, 0.5, 0.5), "small": ModelPrice(0.1, 0.4)}
 
 def row(k: int = 1, **models: str) -> Outcome:
     # 1e6 prompt tokens (4e5 of them cached), 1e6 completion; sleep 2e6 prompt, 1e6 completion
-    return Outcome("d", "c", "c/q", "final", 4, k, 0, True, False, "1", "1",
-                  1_000_000, 400_000, 1_000_000, 0.1, 2_000_000 * k, 1_000_000 * k, 1.0,
-                  **models)  # fmt: skip
+    return outcome_row("c", "c/q", k, 0, True, 1_000_000, queries=4, predicted="1",
+                       prompt=1_000_000, cached=400_000, sleep_prompt=2_000_000 * k,
+                       sleep=1_000_000 * k, sleep_latency=1.0, **models)  # fmt: skip
 
 
 def test_the_committed_example_parses_with_the_small_model_at_a_third() -> None:

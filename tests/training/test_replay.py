@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from outcome_rows import outcome_row
 
 from policies import AlwaysSleep, Learned, Prices, TestTimeOnly, Threshold
 from training.outcome_features import QueryFeatureRow
@@ -9,8 +10,8 @@ from training.replay import build_table, evaluate
 
 def outcome(ctx: str, q: str, k: int, rung: int, correct: bool, tokens: int,
             sleep: int = 0) -> Outcome:  # fmt: skip
-    return Outcome("t", ctx, q, "final", 2, k, rung, correct, False, "", "1", 100, 40, tokens,
-                   0.5, 0, sleep, 0.0)  # fmt: skip
+    return outcome_row(ctx, q, k, rung, correct, tokens, dataset="t", cached=40, latency=0.5,
+                       sleep=sleep)  # fmt: skip
 
 
 def feature(q: str, k: int, right: bool, words: int = 0) -> QueryFeatureRow:

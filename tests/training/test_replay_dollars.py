@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from outcome_rows import outcome_row
 
 from policies import AlwaysSleep, ModelPrice, TestTimeOnly
 from training.outcomes import Outcome
@@ -18,8 +19,8 @@ PRICES = {
 
 def outcome(ctx: str, q: str, k: int, rung: int, tokens: int, model: str = "") -> Outcome:
     sleep = 200 if k else 0  # completion tokens of the context's sleep; 100 prompt tokens
-    return Outcome("t", ctx, q, "final", 2, k, rung, True, False, "", "1", 100, 40, tokens,
-                  0.5, 100 if k else 0, sleep, 0.0, test_model=model)  # fmt: skip
+    return outcome_row(ctx, q, k, rung, True, tokens, dataset="t", cached=40, latency=0.5,
+                       sleep_prompt=100 if k else 0, sleep=sleep, test_model=model)  # fmt: skip
 
 
 def rows(small_on_learned: bool = False) -> list[Outcome]:

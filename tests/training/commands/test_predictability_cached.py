@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from outcome_rows import outcome_row
 
 from training import cached_confidence
 from training.commands import predictability
@@ -42,8 +43,9 @@ def constructed(folder: Path, signal: bool, seed: int = 0) -> Path:
 
 
 def _outcome(context_id: str, query_id: str, k: int, correct: bool) -> Outcome:
-    return Outcome("constructed", context_id, query_id, "sub", QUERIES, k, 0, correct, False,
-                   "7", "7", 100, 0, 5, 0.1, 200 * k, 150 * k, 1.0 * k)  # fmt: skip
+    return outcome_row(context_id, query_id, k, 0, correct, 5, dataset="constructed",
+                       kind="sub", queries=QUERIES, predicted="7", gold="7",
+                       sleep_prompt=200 * k, sleep=150 * k, sleep_latency=1.0 * k)  # fmt: skip
 
 
 def run(folder: Path, out: Path, capsys: pytest.CaptureFixture[str]) -> tuple[dict, str]:

@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from outcome_rows import outcome_row
 
 from training.commands.report import main
 from training.outcome_features import FEATURES, QueryFeatureRow, write_features
-from training.outcomes import OUTCOMES, RUN, Outcome, write_outcomes
+from training.outcomes import OUTCOMES, RUN, write_outcomes
 
 
 def write_table(folder: Path, budgets: tuple[int, ...]) -> Path:
@@ -22,8 +23,8 @@ def write_table(folder: Path, budgets: tuple[int, ...]) -> Path:
             qid = f"c{c}/q{q}"
             for k in (0, *budgets):
                 ok = bool(k) and k >= c % 3 + 1
-                rows.append(Outcome("d", f"c{c}", qid, "final", 2, k, 0, ok, False, "", "1",
-                                    100, 0, 5, 0.1, 80 * k, 150 * k, 1.0))  # fmt: skip
+                rows.append(outcome_row(f"c{c}", qid, k, 0, ok, 5, sleep_prompt=80 * k,
+                                        sleep=150 * k, sleep_latency=1.0))  # fmt: skip
                 if k:
                     features.append(QueryFeatureRow(f"c{c}", qid, k, 0.9, 0.1, "1", 1, 1.0,
                                                     k >= 4, 1, 1.0, 1.0, 0, 10, 2))  # fmt: skip

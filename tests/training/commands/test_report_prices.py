@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from outcome_rows import outcome_row
 
 from router.errors import ConfigError
 from training.commands.report import main
-from training.outcomes import OUTCOMES, RUN, Outcome, write_outcomes
+from training.outcomes import OUTCOMES, RUN, write_outcomes
 
 PRICES = """
 [models."m"]
@@ -29,9 +30,9 @@ def write_table(folder: Path, learned_model: str = "") -> Path:
         for q in range(4):
             for k, rung, ok, tokens in ((0, 0, False, 5), (0, 3, True, 300), (1, 0, True, 5)):
                 qid = f"c{c}/q{q}"
-                rows.append(Outcome("d", f"c{c}", qid, "final", 4, k, rung, ok, False, "", "1",
-                                    100, 40, tokens, 0.1, 400 * k, 200 * k, 1.0,
-                                    test_model=learned_model if k else ""))  # fmt: skip
+                rows.append(outcome_row(f"c{c}", qid, k, rung, ok, tokens, queries=4, cached=40,
+                                        sleep_prompt=400 * k, sleep=200 * k, sleep_latency=1.0,
+                                        test_model=learned_model if k else ""))  # fmt: skip
     folder.mkdir()
     write_outcomes(folder / OUTCOMES, rows)
     (folder / RUN).write_text(json.dumps({"model": "m"}))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+from outcome_rows import outcome_row
 
 from policies import Learned, Prices
 from policies.builtin import NEVER
@@ -14,8 +15,8 @@ from training.selection import choose
 
 
 def outcome(ctx: str, k: int, rung: int, correct: bool, tokens: int) -> Outcome:
-    return Outcome("t", ctx, f"{ctx}/q", "final", 1, k, rung, correct, False, "", "1", 100, 0,
-                   tokens, 0.5, 0, 10 if k else 0, 0.0)  # fmt: skip
+    return outcome_row(ctx, f"{ctx}/q", k, rung, correct, tokens, dataset="t", queries=1,
+                       latency=0.5, sleep=10 if k else 0)  # fmt: skip
 
 
 def split(cheap_right: bool):
