@@ -13,9 +13,7 @@ question text at all in 36 of 56 GSM8K contexts, so nothing could be voted on an
 context ever settled. The same questions, sampled, make agreement mean what it should:
 how often independent attempts at one question reach one answer.
 
-Model output is free text in a light line format. Parsing repairs what it can
-(missing headers, numbering, markdown) and rejects what it cannot (a question
-with no numeric answer); nothing a model writes can crash a run.
+A pass's text is read by `router.sleep_parse`: nothing a model writes can crash a run.
 
 Users come first: a pass given `stop` (the proxy's worker gives one) streams its call
 and, once `stop()` holds, closes the stream and raises PassPreempted. Closing the HTTP
@@ -25,7 +23,6 @@ user request waited 211 s behind a pass (0.6 s with sleep off).
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +32,7 @@ from router.answer_formats import AnswerFormat, answer_format
 from router.anticipated import Anticipated
 from router.errors import ConfigError
 from router.fact_notes import with_facts
-from router.program import run_program
+from router.sleep_parse import PROGRAM_PROMPTS, parse_pass, parse_reasked
 from router.sleep_votes import ParsedPass, combine, settled
 from router.sleep_votes import vote as vote  # re-exported: callers vote from here
 from router.table_facts import table_facts
@@ -113,7 +110,6 @@ that asks the question the variable answers, e.g.
 eggs_sold = 16 - 3 - 4  # How many eggs does Janet sell each day?
 Write only the code.""",
 }
-PROGRAM_PROMPTS = frozenset({"program"})  # their passes are parsed by parse_program
 
 # Passes 1..k-1 of a budget that re-asks: pass 0's questions, numbered, answered again.
 REASK = """Text:
@@ -203,85 +199,6 @@ def reask_messages(
     listed = "\n".join(f"Q{n}: {q}" for n, q in enumerate(questions, 1))
     prompt = REASK.format(context=context.strip(), answer=fmt.reask_answer, questions=listed)
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
-
-
-_HEADER = re.compile(r"^\W*(notes|questions)\W*:?\W*$", re.IGNORECASE)
-_QUESTION = re.compile(r"^\W*q(?:uestion)?\s*\d*\s*[:.)]\**\s*(.+)$", re.IGNORECASE)
-_NUMBERED_QUESTION = re.compile(r"^\W*\d+[.)]\s*(.+\?)\W*$")
-_ANSWER = re.compile(r"^\W*a(?:nswer)?\s*\d*\s*[:.)]\**\s*(.+)$", re.IGNORECASE)
-_WORK = re.compile(r"^\W*work\s*[:.]\**\s*(.+)$", re.IGNORECASE)
-_NUMBERED_LINE = re.compile(
-    r"^\W*([qa])(?:uestion|nswer)?\s*(\d*)\s*[:.)]\**\s*(.*)$", re.IGNORECASE
-)
-
-
-def parse_program(raw: str) -> ParsedPass:
-    """Every computed step is a note and an anticipated question with its exact value;
-    the values are ours (router.program), so the model's arithmetic cannot be wrong."""
-    program = run_program(raw)
-    notes = tuple(f"{s.name} = {s.expression} = {s.answer}" for s in program.steps)
-    anticipated = tuple(Anticipated(s.question, s.answer) for s in program.steps)
-    return ParsedPass(notes, anticipated, program.skipped)
-
-
-def parse_pass(raw: str, prompt: str = "solve", fmt: AnswerFormat | None = None) -> ParsedPass:
-    """Tolerates missing headers, numbered questions, markdown bold and stray prose; an
-    answer is read as the context's format reads one (a number by default)."""
-    fmt = fmt or answer_format(None)
-    if prompt in PROGRAM_PROMPTS:
-        return parse_program(raw)
-    notes: list[str] = []
-    found: list[Anticipated] = []
-    rejected = 0
-    question: str | None = None
-    section = "notes"
-    for line in (ln.strip() for ln in raw.splitlines()):
-        if not line:
-            continue
-        header = _HEADER.match(line)
-        if header:
-            section = header.group(1).lower()
-            continue
-        q = _QUESTION.match(line) or _NUMBERED_QUESTION.match(line)
-        a = _ANSWER.match(line)
-        if q and not line.lower().startswith(("a:", "answer")):
-            rejected += question is not None
-            question, section = q.group(1).strip(" *"), "questions"
-        elif a and question is not None:
-            value = fmt.extract(a.group(1), True)
-            if value is None:
-                rejected += 1
-            else:
-                found.append(Anticipated(question, value))
-            question = None
-        elif section == "notes" and not _WORK.match(line):
-            notes.append(line.lstrip("-*• ").strip())
-    rejected += question is not None
-    return ParsedPass(tuple(n for n in notes if n), tuple(found), rejected)
-
-
-def parse_reasked(raw: str, questions: Sequence[str], fmt: AnswerFormat) -> ParsedPass:
-    """Answers to `questions`, by their numbers ("A2: ..."; an unnumbered "A:" answers the
-    question last named), kept under the questions' own wording so that votes meet exactly
-    however the model copied them. A question with no readable answer counts as rejected;
-    an answer to a number nobody asked, or a second answer to one, is ignored."""
-    answers: dict[int, str] = {}
-    current = 0
-    for line in (ln.strip() for ln in raw.splitlines()):
-        found = _NUMBERED_LINE.match(line)
-        if not found:
-            continue
-        kind, number, rest = found.group(1).lower(), found.group(2), found.group(3)
-        index = int(number) if number else current
-        if kind == "q":
-            current = index
-            continue
-        if 1 <= index <= len(questions) and index not in answers:
-            value = fmt.extract(rest, True)
-            if value is not None:
-                answers[index] = value
-    anticipated = tuple(Anticipated(questions[i - 1], answers[i]) for i in sorted(answers))
-    return ParsedPass((), anticipated, len(questions) - len(answers))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from typing import Any
 
 from router.answer_formats import answer_format
 from router.errors import ConfigError
-from router.sleep import PassResult, SleepBudget, parse_pass, parse_reasked
+from router.sleep import PassResult, SleepBudget
+from router.sleep_parse import parse_pass, parse_reasked
 from training.datasets import StatefulProblem
 from training.outcomes import CONTEXTS, RUN, SLEEP, read_jsonl
 

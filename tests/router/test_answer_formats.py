@@ -9,7 +9,8 @@ from router.answering import answer_messages
 from router.anticipated import Anticipated
 from router.errors import ConfigError
 from router.ladder import LADDER, rung
-from router.sleep import SleepBudget, parse_pass, vote
+from router.sleep import SleepBudget, vote
+from router.sleep_parse import parse_pass
 
 
 def test_no_format_is_the_number_format_and_its_instructions_are_the_ladders_own():

@@ -7,11 +7,11 @@ from router.sleep import (
     Anticipated,
     SleepBudget,
     combine,
-    parse_pass,
     run_sleep,
     sleep_messages,
     vote,
 )
+from router.sleep_parse import parse_pass
 
 CLEAN = """NOTES:
 - Eggs laid per day: 16

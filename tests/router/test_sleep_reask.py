@@ -8,10 +8,10 @@ from router.anticipated import Anticipated
 from router.sleep import (
     PassResult,
     SleepBudget,
-    parse_reasked,
     reask_messages,
     run_sleep,
 )
+from router.sleep_parse import parse_reasked
 from router.sleep_votes import ParsedPass
 from router.upstream import ChatResult, Usage
 

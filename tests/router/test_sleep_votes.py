@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from router.answer_formats import answer_format
 from router.anticipated import Anticipated
-from router.sleep import PassResult, SleepBudget, learned_context, parse_pass, run_sleep
+from router.sleep import PassResult, SleepBudget, learned_context, run_sleep
+from router.sleep_parse import parse_pass
 from router.sleep_votes import ParsedPass, combine, passes_needed, settled
 from router.upstream import ChatResult, Usage
 
