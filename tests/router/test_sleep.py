@@ -25,45 +25,6 @@ Work: 3 * 7 = 21
 A: 21 eggs
 """
 
-MESSY = """Sure! Here are my notes.
-**Notes:**
-* The ducks lay 16 eggs per day.
-1. How many eggs are left for sale?
-**A:** 9
-Question 2: What does she earn per week?
-Answer: The answer is \\boxed{126}.
-Q3: Why do ducks lay eggs?
-A: because they are ducks
-Q: How many muffins?
-"""
-
-
-def test_parse_clean_output() -> None:
-    parsed = parse_pass(CLEAN)
-    assert parsed.notes == ("Eggs laid per day: 16", "Eggs left each day: 16 - 3 - 4 = 9")
-    assert [(a.question, a.answer) for a in parsed.anticipated] == [
-        ("How much does Janet make every day at the market?", "18"),
-        ("How many eggs does she eat in a week?", "21"),
-    ]
-    assert parsed.rejected == 0
-
-
-def test_parse_repairs_markdown_and_numbering_and_rejects_non_numeric() -> None:
-    parsed = parse_pass(MESSY)
-    assert [(a.question, a.answer) for a in parsed.anticipated] == [
-        ("How many eggs are left for sale?", "9"),
-        ("What does she earn per week?", "126"),
-    ]
-    assert "The ducks lay 16 eggs per day." in parsed.notes
-    assert parsed.rejected == 2  # no numeric answer; question without an answer
-
-
-def test_parse_garbage_never_raises() -> None:
-    for raw in ["", "\x00\x01", "A: 5", "Q:", "NOTES:\nQUESTIONS:\n", "Q: x\nQ: y\nA: 3"]:
-        parsed = parse_pass(raw)
-        assert all(a.answer for a in parsed.anticipated)
-    assert parse_pass("").empty
-
 
 def test_vote_merges_same_question_and_measures_agreement() -> None:
     merged = vote(

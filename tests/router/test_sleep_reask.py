@@ -1,5 +1,5 @@
-"""Passes that answer pass 0's questions again (`SleepBudget.reask`): the prompt they get,
-how their answers are read, and what voting and adaptive stopping make of them."""
+"""Passes that answer pass 0's questions again (`SleepBudget.reask`): the prompt they get and
+what voting and adaptive stopping make of them (how they are read: test_sleep_parse.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from router.sleep import (
     reask_messages,
     run_sleep,
 )
-from router.sleep_parse import parse_reasked
 from router.sleep_votes import ParsedPass
 from router.upstream import ChatResult, Usage
 
@@ -33,38 +32,6 @@ A: 18"""
 
 def a_pass(*anticipated: Anticipated) -> PassResult:
     return PassResult(0, "", ParsedPass((), anticipated, 0), 0, 0, False, 0.0)
-
-
-def test_answers_are_read_by_number_under_the_questions_own_wording() -> None:
-    raw = (
-        "Q1: How many eggs remain per day?\nWork: 16 - 3 - 4 = 9\nA1: 9 eggs\n"
-        "Q2: What does Janet make?\nWork: 9 * 2\nA2: $18"
-    )
-    parsed = parse_reasked(raw, ASKED, NUMBER)
-    assert parsed.anticipated == (Anticipated(ASKED[0], "9"), Anticipated(ASKED[1], "18"))
-    assert parsed.notes == () and parsed.rejected == 0
-
-
-def test_an_unnumbered_answer_answers_the_question_last_named() -> None:
-    parsed = parse_reasked("Q2: earn?\nWork: 9 * 2\nA: 18\nQ1: left?\nAnswer: 9", ASKED, NUMBER)
-    assert {a.question: a.answer for a in parsed.anticipated} == {ASKED[0]: "9", ASKED[1]: "18"}
-
-
-def test_a_question_without_a_readable_answer_counts_as_rejected() -> None:
-    parsed = parse_reasked("Q1: left?\nA1: not stated\nQ2: earn?\nA2: 18", ASKED, NUMBER)
-    assert parsed.anticipated == (Anticipated(ASKED[1], "18"),) and parsed.rejected == 1
-    assert parse_reasked("", ASKED, NUMBER).rejected == 2
-
-
-def test_answers_to_numbers_nobody_asked_and_second_answers_are_ignored() -> None:
-    parsed = parse_reasked("A1: 9\nA1: 10\nA3: 7\nA0: 5", ASKED, NUMBER)
-    assert parsed.anticipated == (Anticipated(ASKED[0], "9"),) and parsed.rejected == 1
-
-
-def test_a_span_context_reads_its_answers_as_spans() -> None:
-    asked = ("Who audits the company?",)
-    parsed = parse_reasked("Q1: Who audits the company?\nA1: Ernst & Young LLP", asked, SPAN)
-    assert parsed.anticipated == (Anticipated(asked[0], SPAN.extract("Ernst & Young LLP", True)),)
 
 
 def test_the_reask_prompt_lists_the_questions_numbered_and_names_the_formats_answer() -> None:
