@@ -3,7 +3,7 @@
 Relative costs (`policies.Prices`) price every token of every model alike; once a small
 model answers on a large model's learned context, or sleep-time work runs at a batch
 discount, only dollars compare the routes. Each outcome row is priced by
-`price_table.row_dollars` (the answering model's test-time tokens plus the context's
+`price_table.dollar_parts` (the answering model's test-time tokens plus the context's
 sleep-time bill at the sleep model's discounted price, over the context's queries), each
 curve point gets its mean, and the dollar ratio is read at the best test-time-only
 accuracy by the same rule as `full_cost_ratio_at_best_test_only_accuracy`.
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from training.outcomes import Outcome
-from training.price_table import PriceTable, answer_dollars, row_dollars, sleep_dollars
+from training.price_table import PriceTable, dollar_parts
 from training.stats import reaches
 
 RATIO = "dollar_cost_ratio_at_best_test_only_accuracy"
@@ -29,9 +29,9 @@ def dollar_curves(rows: list[Outcome], prices: PriceTable, model: str) -> dict[s
     """Mean dollars per query at each (k, rung), split into test-time and sleep-time."""
     parts: dict[tuple[int, int], list[tuple[float, float, float]]] = defaultdict(list)
     for o in rows:
-        share = sleep_dollars(o, prices, model) / max(o.queries_in_context, 1)
-        total = row_dollars(o, prices, model)
-        parts[(o.sleep_passes, o.rung)].append((total, answer_dollars(o, prices, model), share))
+        test, share = dollar_parts(o, prices, model)
+        # The row's total as row_dollars adds it, then its two parts.
+        parts[(o.sleep_passes, o.rung)].append((test + share, test, share))
     curves: dict[str, list[dict]] = {}
     for (k, rung), values in sorted(parts.items()):
         total, test, sleep = np.mean(values, axis=0)

@@ -85,8 +85,15 @@ def sleep_dollars(o: Outcome, table: PriceTable, run_model: str) -> float:
     return float(price.dollars(o.sleep_prompt_tokens, o.sleep_completion_tokens, sleep=True))
 
 
-def row_dollars(o: Outcome, table: PriceTable, run_model: str) -> float:
-    """Dollars per query for this row's action: its own call plus its context's sleep-time
-    work divided by the context's queries."""
+def dollar_parts(o: Outcome, table: PriceTable, run_model: str) -> tuple[float, float]:
+    """This row's own call, and its share of its context's sleep-time work (the whole
+    bill divided by the context's queries)."""
     share = sleep_dollars(o, table, run_model) / max(o.queries_in_context, 1)
-    return answer_dollars(o, table, run_model) + share
+    return answer_dollars(o, table, run_model), share
+
+
+def row_dollars(o: Outcome, table: PriceTable, run_model: str) -> float:
+    """Dollars per query for this row's action: its own call plus its share of the
+    context's sleep-time work."""
+    test, share = dollar_parts(o, table, run_model)
+    return test + share
