@@ -77,17 +77,16 @@ def test_a_fixed_budget_runs_every_pass(tmp_path: Path) -> None:
     assert backend.seeds == [0, 1, 2] and finished[0][1].passes == 3
 
 
-def test_the_adaptive_setting_is_off_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SLEEPTIME_SLEEP_ADAPTIVE", raising=False)
+@pytest.mark.parametrize(
+    ("env", "field", "on"),
+    [("SLEEPTIME_SLEEP_ADAPTIVE", "sleep_adaptive", "yes"),
+     ("SLEEPTIME_SLEEP_REASK", "sleep_reask", "true")],
+)  # fmt: skip
+def test_the_sleep_voting_settings_are_off_unless_set(
+    monkeypatch: pytest.MonkeyPatch, env: str, field: str, on: str
+) -> None:
+    monkeypatch.delenv(env, raising=False)
     monkeypatch.delenv("SLEEPTIME_CONFIG", raising=False)
-    assert load_settings().sleep_adaptive is False
-    monkeypatch.setenv("SLEEPTIME_SLEEP_ADAPTIVE", "yes")
-    assert load_settings().sleep_adaptive is True
-
-
-def test_the_reask_setting_is_off_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SLEEPTIME_SLEEP_REASK", raising=False)
-    monkeypatch.delenv("SLEEPTIME_CONFIG", raising=False)
-    assert load_settings().sleep_reask is False
-    monkeypatch.setenv("SLEEPTIME_SLEEP_REASK", "true")
-    assert load_settings().sleep_reask is True
+    assert getattr(load_settings(), field) is False
+    monkeypatch.setenv(env, on)
+    assert getattr(load_settings(), field) is True

@@ -1,9 +1,10 @@
 from pathlib import Path
 
 import numpy as np
+from outcome_rows import outcome_row
 
 from training.outcome_features import build_features, read_features, write_features
-from training.outcomes import CONTEXTS, OUTCOMES, SLEEP, Outcome, write_jsonl, write_outcomes
+from training.outcomes import CONTEXTS, OUTCOMES, SLEEP, write_jsonl, write_outcomes
 
 VOCAB = ["eggs", "sell", "day", "money", "market", "breakfast", "eat", "week"]
 
@@ -62,27 +63,14 @@ def make_table(folder: Path) -> None:
         },
     ]
     write_jsonl(folder / SLEEP, [p | {"context_id": "c1"} for p in passes])
-    base = dict(
-        dataset="t",
-        context_id="c1",
-        query_kind="final",
-        queries_in_context=2,
-        rung=0,
-        correct=True,
-        truncated=False,
-        predicted="18",
-        gold="18",
-        test_prompt_tokens=1,
-        test_cached_prompt_tokens=0,
-        test_completion_tokens=1,
-        test_latency_s=0.1,
-        sleep_prompt_tokens=0,
-        sleep_completion_tokens=0,
-        sleep_latency_s=0.0,
-    )
     write_outcomes(
-        folder / OUTCOMES, [Outcome(query_id="c1/q0", sleep_passes=k, **base) for k in (0, 1, 2)]
-    )
+        folder / OUTCOMES,
+        [
+            outcome_row("c1", "c1/q0", k, 0, True, 1, dataset="t", predicted="18", gold="18",
+                        prompt=1)
+            for k in (0, 1, 2)
+        ],
+    )  # fmt: skip
 
 
 def test_nearest_anticipated_answer_is_the_cached_outcome(tmp_path: Path) -> None:

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from outcome_rows import outcome_row
 
 from policies import Threshold
 from router.policy_router import PolicyRouter
 from router.predictability import QUERY_FEATURES
 from router.store.base import ContextRecord
 from training.outcome_features import anticipated_for, build_features
-from training.outcomes import CONTEXTS, OUTCOMES, SLEEP, Outcome, write_jsonl, write_outcomes
+from training.outcomes import CONTEXTS, OUTCOMES, SLEEP, write_jsonl, write_outcomes
 
 WORDS = ["eggs", "money", "market", "breakfast", "sell", "day"]
 TEXT = "Ducks lay 16 eggs a day. She eats 3 for breakfast and sells the rest for $2."
@@ -45,11 +46,12 @@ def table(folder: Path) -> Path:
                for i, q in enumerate(QUERIES)]  # fmt: skip
     write_jsonl(folder / CONTEXTS, [{"id": "c1", "context": TEXT, "queries": queries}])
     write_jsonl(folder / SLEEP, passes())
-    base = dict(dataset="t", context_id="c1", query_kind="sub", queries_in_context=2, rung=0,
-                correct=True, truncated=False, predicted="18", gold="18", test_prompt_tokens=1,
-                test_cached_prompt_tokens=0, test_completion_tokens=1, test_latency_s=0.1,
-                sleep_prompt_tokens=0, sleep_completion_tokens=0, sleep_latency_s=0.0)  # fmt: skip
-    rows = [Outcome(query_id=q["id"], sleep_passes=k, **base) for q in queries for k in (0, 1, 3)]
+    rows = [
+        outcome_row("c1", q["id"], k, 0, True, 1, dataset="t", kind="sub", predicted="18",
+                    gold="18", prompt=1)
+        for q in queries
+        for k in (0, 1, 3)
+    ]  # fmt: skip
     write_outcomes(folder / OUTCOMES, rows)
     return folder
 
