@@ -61,7 +61,7 @@ class RecordedPasses:
         fmt = answer_format(problem.answer_format)
         raw = str(record["raw"])
         budget = SleepBudget(prompt=self.prompt, reask=self.reask)
-        asked = budget.reasked([self.get(problem, 0)], fmt) if index else ()
+        asked = budget.reasked([self.get(problem, 0)], fmt) if index and self.reask else ()
         return PassResult(
             index=index,
             raw=raw,
