@@ -64,7 +64,7 @@ class CollectPlan:
     sleep: SleepBudget = field(default_factory=SleepBudget)  # adaptive: budgets are caps
     note_lines: int | None = None  # learned lines a query's prompt carries; None: the format's
 
-    def answer_format(self, problem: StatefulProblem) -> AnswerFormat:
+    def format_of(self, problem: StatefulProblem) -> AnswerFormat:
         """The problem's format, with this plan's note lines where it sets them (measuring
         compact notes on a format that carries the whole learned context)."""
         fmt = answer_format(problem.answer_format)
@@ -100,7 +100,7 @@ def collect_problem(
     recorded: RecordedPasses | None = None,
 ) -> ContextResult:
     """`recorded`: another table's passes instead of this model's (`--sleep-from`)."""
-    fmt = plan.answer_format(problem)
+    fmt = plan.format_of(problem)
     wants_learned = problem.has_context and bool(plan.rungs_learned)
     max_k = max(plan.sleep_budgets, default=0) if wants_learned else 0
     rows = []
